@@ -1,0 +1,44 @@
+/**
+ * The bus carries messages between Tidings nodes. Contract only; implementations live in
+ * memory-bus.ts (in-process, for tests and one process) and redis-bus.ts.
+ *
+ * A node publishes each accepted message once; every node, the publisher included, may
+ * receive it back. Each node stamps its own id on what it publishes and ignores its own
+ * echo; it also drops ids it has already delivered (the gateway's seen-id set), so a socket
+ * gets a message once whichever paths carried it.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Envelope } from '@tidings/protocol';
+
+/** An envelope on the bus, stamped with the id of the node that published it. */
+export interface BusMessage extends Envelope {
+  origin: string;
+}
+
+export interface BusEvents {
+  /** A message another node published. Own echoes are already dropped. */
+  message: [message: BusMessage];
+  /** Connected (again): the gateway backfills from shared history what it may have missed. */
+  up: [info: { reconnect: boolean; downSince: number | null }];
+  /** Lost the connection; publishes fail until `up`. */
+  down: [error: Error];
+}
+
+export interface Bus extends EventEmitter<BusEvents> {
+  /** The id stamped on this node's messages. */
+  readonly nodeId: string;
+  /** Whether publishes can reach other nodes now. */
+  readonly isConnected: boolean;
+  /** Connects and subscribes. Resolves even if the backend is down (it keeps retrying). */
+  start(): Promise<void>;
+  /** Hands a message to every other node. Rejects when the bus is down or times out. */
+  publish(message: Envelope): Promise<void>;
+  /**
+   * Publishes a canary through the same channel that carries messages and resolves with
+   * the milliseconds until this node received it back; rejects after `timeoutMs`. Proves
+   * delivery, not just a connection (readiness and the round-trip histogram use it).
+   */
+  roundTrip(timeoutMs: number): Promise<number>;
+  /** Unsubscribes and closes what it created. Idempotent. */
+  close(): Promise<void>;
+}

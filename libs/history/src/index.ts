@@ -1,0 +1,2 @@
+export * from './history-store';
+export * from './memory-history';

@@ -1,0 +1,17 @@
+/** WebSocket close codes Tidings uses, with why. */
+export const CloseCode = {
+  /** Server shutting down or draining: reconnect elsewhere. */
+  GOING_AWAY: 1001,
+  /** A frame over the size limit (ws sends this itself for maxPayload). */
+  MESSAGE_TOO_BIG: 1009,
+  /** The socket could not keep up: its unsent bytes passed the bound. */
+  TRY_AGAIN_LATER: 1013,
+  /** Too many connections on this node. */
+  OVERLOADED: 1013,
+} as const;
+
+/** The body Aphlict's client port answers to plain HTTP; Phorge's setup check reads the 501. */
+export const CLIENT_PORT_HTTP_BODY = 'HTTP/501 Use Websockets\n';
+
+/** Aphlict's status `version`; tooling reads it. */
+export const APHLICT_STATUS_VERSION = 7;

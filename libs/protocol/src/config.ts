@@ -1,0 +1,250 @@
+/**
+ * The configuration file: an unchanged Aphlict `aphlict.json` (servers, logs, cluster,
+ * pidfile, memory.hint) plus Tidings' own sections beside those keys. Pure: the gateway
+ * reads the file and the environment and hands both in here.
+ *
+ * Every Tidings setting can also be set by an environment variable named
+ * TIDINGS_<SECTION>_<KEY> in upper snake case (`history.maxMessages` is
+ * TIDINGS_HISTORY_MAX_MESSAGES); see ENV_SETTINGS for the full list.
+ */
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+const serverSchema = z
+  .object({
+    type: z.enum(['client', 'admin']),
+    port,
+    listen: z.string().min(1).nullish(),
+    'ssl.key': z.string().min(1).nullish(),
+    'ssl.cert': z.string().min(1).nullish(),
+    'ssl.chain': z.string().min(1).nullish(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!!s['ssl.key'] !== !!s['ssl.cert']) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [s['ssl.key'] ? 'ssl.cert' : 'ssl.key'], message: 'ssl.key and ssl.cert must be given together' });
+    }
+    if (s['ssl.chain'] && !s['ssl.key']) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ssl.chain'], message: 'ssl.chain needs ssl.key and ssl.cert' });
+    }
+  });
+
+const peerSchema = z
+  .object({
+    host: z.string().min(1),
+    port,
+    protocol: z.enum(['http', 'https']).default('http'),
+  })
+  .strict();
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** Defaults of Tidings' own sections; also the source of their env variable names. */
+export const TIDINGS_DEFAULTS = {
+  history: {
+    /** Messages kept per instance (Aphlict: 4096). */
+    maxMessages: 4096,
+    /** Milliseconds a message stays replayable (Aphlict: 60000). */
+    maxAgeMs: 60_000,
+  },
+  limits: {
+    /** Largest admin request body; larger ones get 413 without being read whole. */
+    maxBodyBytes: 1_048_576,
+    /** Largest client frame; larger ones close the socket with 1009. */
+    maxFrameBytes: 65_536,
+    /** Subscriptions one socket may hold; PHIDs past it are ignored and logged. */
+    maxSubscriptionsPerSocket: 10_000,
+    /** Unsent bytes a socket may hold before it is closed as a slow reader. */
+    maxBufferedBytes: 1_048_576,
+    /** Client connections one node accepts at once (0: no limit). */
+    maxConnections: 0,
+  },
+  redis: {
+    /** redis://HOST:PORT/DB; empty: no Redis (the embedded single-node default). */
+    url: '',
+    /** Comma-separated HOST:PORT seed nodes of a Redis Cluster; used instead of url. */
+    clusterNodes: '',
+    /** Prefix of every key and channel, so several clusters can share one Redis. */
+    keyPrefix: 'tidings:',
+    /** Socket.IO's sharded adapter (SPUBLISH, Redis 7) instead of the classic one. */
+    sharded: false,
+    /** How long a publish waits for Redis before answering 503. */
+    commandTimeoutMs: 2_000,
+  },
+  relay: {
+    /** Messages queued per peer while it is slow or down; older ones are dropped and counted. */
+    queueSize: 1_000,
+    /** Timeout of one relay request. */
+    timeoutMs: 2_000,
+    /** First retry delay after a failed relay; doubles up to retryMaxMs. */
+    retryMinMs: 250,
+    retryMaxMs: 30_000,
+  },
+  socketio: {
+    /** Serve Socket.IO on the client port beside raw Aphlict sockets. */
+    enabled: true,
+    /** Socket.IO's path on the client port. */
+    path: '/socket.io/',
+  },
+  shutdown: {
+    /** Client sockets are closed with 1001 spread over this window on SIGTERM/SIGINT. */
+    drainMs: 10_000,
+  },
+  health: {
+    /** How often a node publishes a canary through its bus. */
+    canaryIntervalMs: 2_000,
+    /** Not ready when no canary came back within this long. */
+    canaryMaxAgeMs: 10_000,
+  },
+  log: {
+    /** pino level: trace, debug, info, warn, error, fatal. */
+    level: 'info' as LogLevel,
+  },
+};
+
+type Defaults = typeof TIDINGS_DEFAULTS;
+
+function section<K extends keyof Defaults>(name: K, shape: z.ZodRawShape) {
+  return z.object(shape).strict().default({}).transform((v) => ({ ...TIDINGS_DEFAULTS[name], ...v }) as Defaults[K]);
+}
+
+export const configSchema = z
+  .object({
+    // Aphlict's keys.
+    servers: z.array(serverSchema).default([]),
+    logs: z.array(z.object({ path: z.string().min(1) }).strict()).default([]),
+    cluster: z.array(peerSchema).default([]),
+    pidfile: z.string().min(1).nullish(),
+    'memory.hint': z.number().int().nullish(),
+    // Tidings' own keys.
+    history: section('history', { maxMessages: positiveInt.optional(), maxAgeMs: positiveInt.optional() }),
+    limits: section('limits', {
+      maxBodyBytes: positiveInt.optional(),
+      maxFrameBytes: positiveInt.optional(),
+      maxSubscriptionsPerSocket: positiveInt.optional(),
+      maxBufferedBytes: positiveInt.optional(),
+      maxConnections: z.number().int().min(0).optional(),
+    }),
+    redis: section('redis', {
+      url: z.string().refine((u) => u === '' || /^rediss?:\/\//.test(u), 'must start with redis:// or rediss://').optional(),
+      clusterNodes: z.string().optional(),
+      keyPrefix: z.string().optional(),
+      sharded: z.boolean().optional(),
+      commandTimeoutMs: positiveInt.optional(),
+    }),
+    relay: section('relay', {
+      queueSize: positiveInt.optional(),
+      timeoutMs: positiveInt.optional(),
+      retryMinMs: positiveInt.optional(),
+      retryMaxMs: positiveInt.optional(),
+    }),
+    socketio: section('socketio', {
+      enabled: z.boolean().optional(),
+      path: z.string().regex(/^\/.*\/$/, 'must start and end with /').optional(),
+    }),
+    shutdown: section('shutdown', { drainMs: z.number().int().min(0).optional() }),
+    health: section('health', { canaryIntervalMs: positiveInt.optional(), canaryMaxAgeMs: positiveInt.optional() }),
+    log: section('log', { level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }),
+  })
+  .strict();
+
+export type TidingsConfig = z.output<typeof configSchema>;
+export type ServerConfig = TidingsConfig['servers'][number];
+export type PeerConfig = TidingsConfig['cluster'][number];
+
+/** Aphlict's defaults when no config file is given. */
+export const DEFAULT_SERVERS: ServerConfig[] = [
+  { type: 'client', port: 22280, listen: '0.0.0.0' },
+  { type: 'admin', port: 22281, listen: '127.0.0.1' },
+];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** `history.maxMessages` -> TIDINGS_HISTORY_MAX_MESSAGES */
+export function envName(sectionName: string, key: string): string {
+  return `TIDINGS_${sectionName}_${key.replace(/([A-Z])/g, '_$1')}`.toUpperCase();
+}
+
+/** Every env variable Tidings reads, with the setting it sets. */
+export const ENV_SETTINGS: { env: string; path: [string, string] }[] = Object.entries(TIDINGS_DEFAULTS).flatMap(
+  ([sec, values]) => Object.keys(values).map((key) => ({ env: envName(sec, key), path: [sec, key] as [string, string] })),
+);
+
+/** Server overrides by environment, for containers: TIDINGS_CLIENT_PORT, TIDINGS_ADMIN_LISTEN, ... */
+const SERVER_ENV = ['CLIENT', 'ADMIN'] as const;
+
+function coerce(raw: string, sample: unknown, env: string): unknown {
+  if (typeof sample === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${env}: "${raw}" is not a number`);
+    return n;
+  }
+  if (typeof sample === 'boolean') {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    throw new ConfigError(`${env}: "${raw}" is not a boolean`);
+  }
+  return raw;
+}
+
+function describeIssue(issue: z.ZodIssue): string {
+  const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+  if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+    const where = key ? `${key}: ` : '';
+    return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  return `${key || '(top level)'}: ${issue.message}`;
+}
+
+/**
+ * Validates a parsed config file (or `undefined` for none) merged with the environment.
+ * Throws ConfigError naming each bad key.
+ */
+export function resolveConfig(file: unknown, env: Record<string, string | undefined> = {}): TidingsConfig {
+  if (file !== undefined && (file === null || typeof file !== 'object' || Array.isArray(file))) {
+    throw new ConfigError('the config file must hold a JSON object');
+  }
+  const raw: Record<string, unknown> = structuredClone((file as Record<string, unknown>) ?? {});
+  for (const { env: name, path } of ENV_SETTINGS) {
+    const value = env[name];
+    if (value === undefined) continue;
+    const [sec, key] = path;
+    const sample = (TIDINGS_DEFAULTS as Record<string, Record<string, unknown>>)[sec][key];
+    const current = raw[sec];
+    const target = current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
+    target[key] = coerce(value, sample, name);
+    raw[sec] = target;
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));
+  }
+  const config = parsed.data;
+  if (file === undefined || !('servers' in (file as object))) config.servers = DEFAULT_SERVERS.map((s) => ({ ...s }));
+  for (const kind of SERVER_ENV) {
+    const type = kind.toLowerCase() as 'client' | 'admin';
+    const envPort = env[`TIDINGS_${kind}_PORT`];
+    const envListen = env[`TIDINGS_${kind}_LISTEN`];
+    if (envPort === undefined && envListen === undefined) continue;
+    const servers = config.servers.filter((s) => s.type === type);
+    if (!servers.length) throw new ConfigError(`TIDINGS_${kind}_*: the config has no ${type} server to override`);
+    for (const s of servers) {
+      if (envPort !== undefined) {
+        const p = coerce(envPort, 0, `TIDINGS_${kind}_PORT`) as number;
+        if (!Number.isInteger(p) || p < 0 || p > 65535) throw new ConfigError(`TIDINGS_${kind}_PORT: "${envPort}" is not a port`);
+        s.port = p;
+      }
+      if (envListen !== undefined) s.listen = envListen;
+    }
+  }
+  for (const s of config.servers) s.listen = s.listen || '0.0.0.0';
+  if (!config.servers.some((s) => s.type === 'client')) throw new ConfigError('servers: at least one server of type "client" is needed');
+  if (!config.servers.some((s) => s.type === 'admin')) throw new ConfigError('servers: at least one server of type "admin" is needed');
+  if (config.relay.retryMinMs > config.relay.retryMaxMs) throw new ConfigError('relay.retryMinMs must not exceed relay.retryMaxMs');
+  if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
+  return config;
+}

@@ -1,0 +1,74 @@
+/**
+ * Notifications as they travel from a publisher to sockets. The object a backend posts is
+ * passed through to clients as is (Aphlict compatibility); Tidings only reads
+ * `subscribers`, `touched` and `uniqueID`, and appends its fingerprint to `touched`.
+ */
+
+/** A published message as a JSON object; unknown fields are kept and forwarded. */
+export interface Notification {
+  subscribers: string[];
+  touched?: string[];
+  uniqueID?: string;
+  type?: string;
+  key?: string | number;
+  [field: string]: unknown;
+}
+
+/** The instance (tenant) used when a request names none. */
+export const DEFAULT_INSTANCE = 'default';
+
+/** Error codes sent in admin 4xx bodies: `{"error": CODE, "message": TEXT}`. */
+export type PublishErrorCode =
+  | 'invalid_json'
+  | 'not_an_object'
+  | 'invalid_subscribers'
+  | 'invalid_touched'
+  | 'body_too_large'
+  | 'invalid_instance';
+
+export type PublishCheck =
+  | { ok: true; message: Notification }
+  | { ok: false; code: PublishErrorCode; message: string };
+
+/** Instance names: what Aphlict's path parsing can produce, bounded in length. */
+const INSTANCE_PATTERN = /^[^\s/~]{1,128}$/;
+
+export function isValidInstance(instance: string): boolean {
+  return INSTANCE_PATTERN.test(instance);
+}
+
+/**
+ * Checks a parsed publish body. Runs before anything is recorded or delivered, so a
+ * malformed message never reaches history (an Aphlict defect) and never reaches a peer.
+ */
+export function checkPublishBody(body: unknown): PublishCheck {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    // Arrays are refused: Aphlict loses `touched` on them and relays them forever.
+    return { ok: false, code: 'not_an_object', message: 'the body must be a JSON object' };
+  }
+  const message = body as Record<string, unknown>;
+  const subscribers = message.subscribers;
+  if (!Array.isArray(subscribers) || !subscribers.every((s) => typeof s === 'string')) {
+    return {
+      ok: false,
+      code: 'invalid_subscribers',
+      message: '"subscribers" must be an array of strings',
+    };
+  }
+  const touched = message.touched;
+  if (touched !== undefined && (!Array.isArray(touched) || !touched.every((t) => typeof t === 'string'))) {
+    return { ok: false, code: 'invalid_touched', message: '"touched" must be an array of strings' };
+  }
+  return { ok: true, message: message as Notification };
+}
+
+/** Parses a publish body's text; JSON syntax errors become `invalid_json`. */
+export function parsePublishBody(text: string): PublishCheck {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, code: 'invalid_json', message: `the body is not JSON: ${(err as Error).message}` };
+  }
+  return checkPublishBody(body);
+}

@@ -1,0 +1,99 @@
+/**
+ * The admin server (Aphlict's, plus health and metrics): POST / publishes, GET /status/
+ * reports, any other method on / is 405, anything else 404. Every client mistake gets a
+ * 4xx with `{"error": CODE, "message": TEXT}`; never a 5xx.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { instanceFromQuery, parsePublishBody, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
+import { HistoryUnavailableError, type TidingsNode } from '../node';
+import type { StatusReporter } from './status';
+
+export interface AdminAppOptions {
+  node: TidingsNode;
+  status: StatusReporter;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Extra routes (health, metrics) mounted before the 404. */
+  extraRoutes?: (app: express.Express) => void;
+}
+
+const MAX_INSTANCE_LENGTH = 256;
+const MAX_ID_LENGTH = 128;
+
+function sendError(res: Response, status: number, error: string, message: string): void {
+  res.status(status).json({ error, message });
+}
+
+export function createAdminApp(options: AdminAppOptions): express.Express {
+  const { node, logger } = options;
+  const receipt = JSON.stringify({ fingerprint: node.fingerprint });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('strict routing', true);
+  app.set('query parser', 'simple');
+
+  const readBody = express.text({ type: () => true, limit: options.maxBodyBytes, defaultCharset: 'utf-8' });
+
+  app.post('/', readBody, async (req: Request, res: Response) => {
+    const instance = instanceFromQuery(req.query.instance);
+    if (instance.length > MAX_INSTANCE_LENGTH) {
+      node.counters.reject('invalid_instance');
+      return sendError(res, 400, 'invalid_instance', `instance names are at most ${MAX_INSTANCE_LENGTH} characters`);
+    }
+    const text = typeof req.body === 'string' ? req.body : '';
+    const check = parsePublishBody(text);
+    if (!check.ok) {
+      node.counters.reject(check.code);
+      logger.warn({ remote: req.socket.remoteAddress, code: check.code, instance }, `publish refused: ${check.message}`);
+      return sendError(res, 400, check.code, check.message);
+    }
+    const header = req.get(MESSAGE_ID_HEADER);
+    const assignedId = header && header.length <= MAX_ID_LENGTH ? header : undefined;
+    try {
+      const result = await node.publish(instance, check.message, assignedId);
+      logger.trace({ instance, ...result }, 'publish');
+    } catch (err) {
+      if (err instanceof HistoryUnavailableError) {
+        logger.warn({ instance, err: err.message }, 'publish not acknowledged: history unavailable');
+        return sendError(res, 503, 'history_unavailable', 'the message was delivered locally but could not be stored in shared history');
+      }
+      throw err;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(receipt);
+  });
+
+  app.all('/', (_req, res) => {
+    res.set('Allow', 'POST');
+    sendError(res, 405, 'method_not_allowed', 'publish with POST /');
+  });
+
+  app.all('/status/', async (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(await options.status.report(instanceFromQuery(req.query.instance))));
+  });
+
+  options.extraRoutes?.(app);
+
+  app.use((_req, res) => sendError(res, 404, 'not_found', 'no such endpoint'));
+
+  // Body errors from express.text: size, aborted uploads, bad charsets. All the caller's doing.
+  app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return;
+    if (err.type === 'entity.too.large') {
+      node.counters.reject('body_too_large');
+      logger.warn({ remote: req.socket.remoteAddress }, 'publish refused: body too large');
+      res.set('Connection', 'close');
+      return sendError(res, 413, 'body_too_large', `the body exceeds ${options.maxBodyBytes} bytes`);
+    }
+    if (err.status && err.status >= 400 && err.status < 500) {
+      node.counters.reject(err.type ?? 'bad_request');
+      return sendError(res, 400, 'bad_request', err.message);
+    }
+    logger.error({ err: err.message, stack: err.stack }, 'admin request failed');
+    sendError(res, 500, 'internal', 'internal error');
+  });
+
+  return app;
+}

@@ -1,0 +1,85 @@
+/**
+ * One raw Aphlict WebSocket: decodes its frames, keeps its subscriptions in the hub, and
+ * guards the node against it: a reader whose unsent bytes pass the bound is cut off.
+ */
+import WebSocket from 'ws';
+import { CloseCode, PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import type { HubMember } from '@tidings/hub';
+import type { TidingsNode } from '../node';
+
+const PONG = Buffer.from(PONG_FRAME);
+
+export interface RawSocketOptions {
+  maxBufferedBytes: number;
+}
+
+export class RawSocket implements HubMember {
+  private closed = false;
+
+  constructor(
+    readonly instance: string,
+    private readonly ws: WebSocket,
+    private readonly node: TidingsNode,
+    private readonly logger: Logger,
+    private readonly options: RawSocketOptions,
+  ) {
+    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    ws.on('close', () => this.onClose());
+    ws.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
+  }
+
+  send(frame: Buffer): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(frame, { binary: false });
+    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
+      // Terminate rather than close: a close frame would queue behind the same backlog.
+      this.node.counters.slowReaderCloses++;
+      this.logger.warn({ buffered: ws.bufferedAmount }, 'slow reader: unsent bytes over the bound, socket closed');
+      this.onClose();
+      ws.terminate();
+    }
+  }
+
+  /** Closes with a code and reason; used at shutdown (1001). */
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    const frame = parseClientFrame(isBinary ? data.toString('utf8') : data.toString());
+    switch (frame.command) {
+      case 'subscribe': {
+        const { refused } = this.node.hub.subscribe(this, frame.phids);
+        if (refused) {
+          this.node.counters.reject('subscription_cap');
+          this.logger.warn({ refused, held: this.node.hub.subscriptionCount(this) }, 'subscribe: cap reached, PHIDs ignored');
+        }
+        return;
+      }
+      case 'unsubscribe':
+        this.node.hub.unsubscribe(this, frame.phids);
+        return;
+      case 'replay':
+        this.node.replay(this, frame.ageMs).catch((err: Error) => {
+          this.logger.warn({ err: err.message }, 'replay failed');
+        });
+        return;
+      case 'ping':
+        if (this.ws.readyState === WebSocket.OPEN) this.ws.send(PONG, { binary: false });
+        return;
+      case 'ignored':
+        this.node.counters.reject('bad_frame');
+        this.logger.debug({ reason: frame.reason }, 'frame ignored');
+        return;
+    }
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.node.hub.remove(this);
+  }
+}
+
+export { CloseCode };

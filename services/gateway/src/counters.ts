@@ -1,0 +1,23 @@
+/** Node-wide counters, read by /status/ and /metrics. */
+export class Counters {
+  /** Valid publishes received (Aphlict's messages.in). */
+  messagesIn = 0;
+  /** Deliveries to sockets (Aphlict's messages.out). */
+  messagesOut = 0;
+  /** Messages dropped because this node had delivered their id already. */
+  duplicatesDropped = 0;
+  /** Messages dropped because this node's fingerprint was in `touched`. */
+  touchedDropped = 0;
+  /** Messages received from the bus and delivered. */
+  busIn = 0;
+  /** Sockets closed because their unsent bytes passed the bound. */
+  slowReaderCloses = 0;
+  /** Replays served. */
+  replays = 0;
+  /** Inputs refused, by reason (admin error codes and socket frame problems). */
+  readonly rejected = new Map<string, number>();
+
+  reject(reason: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+}

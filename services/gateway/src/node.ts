@@ -1,0 +1,184 @@
+/**
+ * One gateway node's message path, once per message: accept, check `touched`, give it an
+ * id, drop it if seen, record it in history, deliver to local sockets, hand it to the bus
+ * and the relay, answer. Messages from the bus are delivered locally and go no further.
+ * Transports (admin HTTP, client sockets) sit around this and hold no delivery logic.
+ */
+import {
+  createFingerprint,
+  createMessageId,
+  envelopeOf,
+  type Envelope,
+  type Logger,
+  type Notification,
+} from '@tidings/protocol';
+import { Hub, type HubMember } from '@tidings/hub';
+import type { HistoryStore } from '@tidings/history';
+import type { Bus, BusMessage } from '@tidings/bus';
+import type { Relay } from '@tidings/relay';
+import { Counters } from './counters';
+import { SeenIds } from './seen-ids';
+
+export interface NodeOptions {
+  history: HistoryStore;
+  /** Window of history, ms: replays and backfills reach this far back. */
+  historyMaxAgeMs: number;
+  maxSubscriptionsPerSocket: number;
+  logger: Logger;
+  bus?: Bus;
+  relay?: Relay;
+  /** Fixed fingerprint (tests); random by default. */
+  fingerprint?: string;
+  now?: () => number;
+}
+
+export type PublishResult =
+  | { status: 'accepted'; id: string }
+  | { status: 'touched' }
+  | { status: 'duplicate'; id: string };
+
+/** Thrown when a message could not be made durable (shared history unreachable). */
+export class HistoryUnavailableError extends Error {
+  override name = 'HistoryUnavailableError';
+}
+
+/** Another transport's delivery (Socket.IO rooms) beside the raw-socket hub. */
+export interface ExtraDelivery {
+  deliver(message: Envelope): number;
+}
+
+export class TidingsNode {
+  readonly fingerprint: string;
+  readonly hub: Hub<HubMember>;
+  readonly counters = new Counters();
+  readonly history: HistoryStore;
+  readonly bus?: Bus;
+  readonly relay?: Relay;
+  readonly startedAt: number;
+  private readonly seen: SeenIds;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly historyMaxAgeMs: number;
+  private readonly totals = new Map<string, number>();
+  private readonly extra: ExtraDelivery[] = [];
+
+  constructor(options: NodeOptions) {
+    this.fingerprint = options.fingerprint ?? createFingerprint();
+    this.history = options.history;
+    this.bus = options.bus;
+    this.relay = options.relay;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.historyMaxAgeMs = options.historyMaxAgeMs;
+    this.startedAt = this.now();
+    this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket });
+    // Remember ids well past the history window, so a late copy from a slow path is still caught.
+    this.seen = new SeenIds({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
+    this.bus?.on('message', (message) => this.onBusMessage(message));
+    this.bus?.on('up', (info) => {
+      if (info.reconnect) void this.backfill(info.downSince);
+    });
+  }
+
+  /** Adds another transport's delivery to every message (Socket.IO). */
+  addDelivery(delivery: ExtraDelivery): void {
+    this.extra.push(delivery);
+  }
+
+  /**
+   * Accepts a message from a publisher or a peer. Resolves once it is recorded in history
+   * (shared history with Redis: replayable from every node); local delivery, bus and relay
+   * have been started by then. `assignedId` is the id a Tidings peer gave a message
+   * that had no `uniqueID`.
+   */
+  async publish(instance: string, message: Notification, assignedId?: string): Promise<PublishResult> {
+    this.counters.messagesIn++;
+    const touched = message.touched ?? [];
+    if (touched.includes(this.fingerprint)) {
+      this.counters.touchedDropped++;
+      return { status: 'touched' };
+    }
+    const id =
+      assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
+    if (!this.seen.markNew(instance, id)) {
+      this.counters.duplicatesDropped++;
+      return { status: 'duplicate', id };
+    }
+    // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
+    message.touched = [...touched, this.fingerprint];
+    const envelope = envelopeOf(instance, id, message, this.now());
+    const stored = this.history.append(envelope);
+    this.deliver(envelope);
+    const published = this.bus?.publish(envelope);
+    this.relay?.send(envelope, message.touched);
+    try {
+      await stored;
+    } catch (err) {
+      throw new HistoryUnavailableError(`history: ${(err as Error).message}`);
+    } finally {
+      // A bus failure is logged, not thrown: the bus has its own state in /status/ and readiness.
+      published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
+    }
+    return { status: 'accepted', id };
+  }
+
+  /** Sends a message to this node's sockets that subscribed to any of its PHIDs. */
+  deliver(envelope: Envelope): number {
+    let sent = this.hub.deliver(envelope.instance, envelope.subscribers, Buffer.from(envelope.frame));
+    for (const d of this.extra) sent += d.deliver(envelope);
+    this.counters.messagesOut += sent;
+    return sent;
+  }
+
+  /** Resends the kept messages newer than `ageMs` that match the member's subscriptions. */
+  async replay(member: HubMember, ageMs: number): Promise<number> {
+    this.counters.replays++;
+    const entries = await this.history.since(member.instance, this.now() - ageMs);
+    let sent = 0;
+    for (const entry of entries) {
+      if (!this.hub.isSubscribedToAny(member, entry.subscribers)) continue;
+      member.send(Buffer.from(entry.frame));
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Counts a new connection for an instance (Aphlict's clients.total). */
+  connected(instance: string): void {
+    this.totals.set(instance, (this.totals.get(instance) ?? 0) + 1);
+  }
+
+  totalConnections(instance: string): number {
+    return this.totals.get(instance) ?? 0;
+  }
+
+  private onBusMessage(message: BusMessage): void {
+    if (!this.seen.markNew(message.instance, message.id)) {
+      this.counters.duplicatesDropped++;
+      return;
+    }
+    this.counters.busIn++;
+    this.deliver(message);
+  }
+
+  /**
+   * After the bus comes back, delivers from shared history what other nodes accepted while
+   * it was down; seen ids keep it from sending anything twice.
+   */
+  private async backfill(downSince: number | null): Promise<void> {
+    const from = downSince === null ? this.now() - this.historyMaxAgeMs : downSince - 5_000;
+    let delivered = 0;
+    try {
+      for (const instance of this.hub.instances()) {
+        for (const entry of await this.history.since(instance, from)) {
+          if (!this.seen.markNew(entry.instance, entry.id)) continue;
+          this.deliver(entry);
+          delivered++;
+        }
+      }
+      this.logger.info({ delivered, from }, 'bus back: backfilled from shared history');
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'bus back: backfill from shared history failed');
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * `tidings [--config=FILE] [--test=true] [--debug=true]`: the gateway process, started
+ * from an unchanged Aphlict config file, with Aphlict's defaults when none is given.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError, loadConfig } from './config';
+import { createLogging } from './logging';
+import { Gateway } from './gateway';
+import { createCollaborators } from './wiring';
+
+export interface ServeArgs {
+  config?: string;
+  test: boolean;
+  debug: boolean;
+}
+
+export async function serve(args: ServeArgs): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(args.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tidings: bad configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  if (args.test) {
+    process.stdout.write(`tidings: configuration ${args.config ? `"${args.config}" ` : ''}OK\n`);
+    process.exit(0);
+  }
+
+  const logging = createLogging({
+    level: args.debug ? 'debug' : config.log.level,
+    files: config.logs.map((l) => l.path),
+    pretty: args.debug,
+  });
+  const { logger } = logging;
+  process.on('SIGHUP', () => {
+    logging.reopen();
+    logger.info('log files reopened (SIGHUP)');
+  });
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    logging.close();
+    process.exit(1);
+  });
+
+  let gateway: Gateway;
+  try {
+    gateway = new Gateway({ config, logger, ...createCollaborators(config, logger) });
+    await gateway.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    logger.fatal({ err: e.message, code: e.code }, 'gateway failed to start');
+    process.stderr.write(`tidings: cannot start: ${e.message}\n`);
+    logging.close();
+    process.exit(1);
+  }
+
+  const pidfile = config.pidfile;
+  if (pidfile) {
+    mkdirSync(dirname(pidfile), { recursive: true });
+    writeFileSync(pidfile, `${process.pid}\n`);
+  }
+
+  const stop = (signal: NodeJS.Signals) => {
+    // SIGTERM drains over the configured window; SIGINT (Ctrl-C) closes at once.
+    const drainMs = signal === 'SIGTERM' ? config.shutdown.drainMs : 0;
+    logger.info({ signal, drainMs }, 'shutting down');
+    const hardStop = setTimeout(() => {
+      logger.error({ signal }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, drainMs + 10_000);
+    hardStop.unref();
+    gateway
+      .close(drainMs)
+      .catch((err: Error) => logger.error({ err: err.message }, 'error while closing'))
+      .finally(() => {
+        if (pidfile) rmSync(pidfile, { force: true });
+        logging.close();
+        process.exit(0);
+      });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

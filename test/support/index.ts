@@ -1,0 +1,4 @@
+export * from './redis';
+export * from './gateway-process';
+export * from './ws-client';
+export * from './http';
