@@ -80,6 +80,9 @@ export class MemoryHistory implements HistoryStore {
     let head = Math.max(log.head, entries.length - this.maxMessages);
     while (head < entries.length && entries[head].acceptedAt < minAt) head++;
     if (head === entries.length) {
+      // Empty the log too: callers keep using the object they passed in after this returns.
+      log.entries = [];
+      log.head = 0;
       this.logs.delete(instance);
       return;
     }

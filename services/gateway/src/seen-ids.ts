@@ -23,8 +23,10 @@ export class SeenIds {
   markNew(instance: string, id: string): boolean {
     const key = `${instance}\u0000${id}`;
     const now = this.now();
-    this.expire(now);
+    this.expire(now, 0);
     if (this.seen.has(key)) return false;
+    // Make room only when adding, so duplicates do not shrink the set below maxEntries.
+    this.expire(now, 1);
     this.seen.set(key, now);
     return true;
   }
@@ -37,9 +39,10 @@ export class SeenIds {
     return this.seen.size;
   }
 
-  private expire(now: number): void {
+  /** Drops expired ids, and the oldest until `room` more fit under maxEntries. */
+  private expire(now: number, room: number): void {
     const minAt = now - this.options.ttlMs;
-    let excess = this.seen.size - this.options.maxEntries + 1;
+    let excess = this.seen.size - this.options.maxEntries + room;
     for (const [key, at] of this.seen) {
       if (excess <= 0 && at >= minAt) break;
       this.seen.delete(key);
