@@ -1,1 +1,3 @@
 export * from './relay';
+export * from './peer';
+export * from './peer-relay';

@@ -1,0 +1,109 @@
+/**
+ * The Aphlict peer relay over HTTP: one Peer per `cluster` entry, each with its own queue,
+ * so a slow or dead peer delays neither the publisher nor the other peers.
+ */
+import { silentLogger, type Envelope, type Logger } from '@tidings/protocol';
+import { Peer, type PeerAddress } from './peer';
+import type { PeerStatus, Relay } from './relay';
+
+export interface PeerRelayOptions {
+  /** The `cluster` entries; may include this node itself (recognised by its receipt). */
+  peers: readonly PeerAddress[];
+  /** This node's fingerprint, the one its admin receipts carry. */
+  fingerprint: string;
+  /** Messages queued per peer while it is slow or down; the oldest are dropped and counted. Default 1000. */
+  queueSize?: number;
+  /** Deadline of one relay request, answer included, in ms. Default 2000 (Phorge's own publish timeout). */
+  timeoutMs?: number;
+  /** First delay before retrying a peer that is down, in ms; doubles per failed probe. Default 250. */
+  retryMinMs?: number;
+  /** Largest retry delay, in ms. Default 30000. */
+  retryMaxMs?: number;
+  /** Requests open at once per peer (also its agent's socket pool). Default 4. */
+  maxInFlight?: number;
+  /** How long close() waits for queued messages to go out, in ms. Default 2000. */
+  closeTimeoutMs?: number;
+  /** Default: logs nothing. */
+  logger?: Logger;
+  /** Clock for status timestamps. Default Date.now. */
+  now?: () => number;
+}
+
+export const PEER_RELAY_DEFAULTS = {
+  queueSize: 1_000,
+  timeoutMs: 2_000,
+  retryMinMs: 250,
+  retryMaxMs: 30_000,
+  maxInFlight: 4,
+  closeTimeoutMs: 2_000,
+} as const;
+
+export class RelayOptionsError extends Error {
+  override name = 'RelayOptionsError';
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RelayOptionsError(`relay: ${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+export class PeerRelay implements Relay {
+  private readonly peers: Peer[];
+  private readonly closeTimeoutMs: number;
+  private readonly now: () => number;
+  private closing?: Promise<void>;
+
+  constructor(options: PeerRelayOptions) {
+    const o = { ...PEER_RELAY_DEFAULTS, ...stripUndefined(options) };
+    for (const key of ['queueSize', 'timeoutMs', 'retryMinMs', 'retryMaxMs', 'maxInFlight', 'closeTimeoutMs'] as const) {
+      positive(key, o[key]);
+    }
+    if (!Number.isInteger(o.queueSize) || !Number.isInteger(o.maxInFlight)) {
+      throw new RelayOptionsError('relay: queueSize and maxInFlight must be integers');
+    }
+    if (o.retryMinMs > o.retryMaxMs) {
+      throw new RelayOptionsError(`relay: retryMinMs (${o.retryMinMs}) must not exceed retryMaxMs (${o.retryMaxMs})`);
+    }
+    if (!options.fingerprint) throw new RelayOptionsError('relay: fingerprint is required');
+    const logger = (options.logger ?? silentLogger).child({ component: 'relay' });
+    this.now = options.now ?? Date.now;
+    this.closeTimeoutMs = o.closeTimeoutMs;
+    this.peers = options.peers.map(
+      (address) =>
+        new Peer({
+          address,
+          ownFingerprint: options.fingerprint,
+          queueSize: o.queueSize,
+          timeoutMs: o.timeoutMs,
+          retryMinMs: o.retryMinMs,
+          retryMaxMs: o.retryMaxMs,
+          maxInFlight: o.maxInFlight,
+          logger,
+          now: this.now,
+        }),
+    );
+  }
+
+  send(message: Envelope, touched: readonly string[]): void {
+    if (this.closing) return;
+    // Serialised once for every peer; Content-Length counts these bytes.
+    const item = { id: message.id, instance: message.instance, body: Buffer.from(message.frame, 'utf8'), touched };
+    for (const peer of this.peers) peer.enqueue(item);
+  }
+
+  status(): PeerStatus[] {
+    return this.peers.map((peer) => peer.status());
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const deadline = this.now() + this.closeTimeoutMs;
+      await Promise.all(this.peers.map((peer) => peer.close(deadline)));
+    })();
+    return this.closing;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,326 @@
+/**
+ * One `cluster` entry: a bounded queue of messages for that peer, a few requests in flight
+ * over a pooled keep-alive agent, the peer's learned fingerprint, and backoff while it is
+ * down. Nothing here throws to the caller or makes it wait: enqueue() only queues.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
+import type { PeerState, PeerStatus } from './relay';
+
+/** A peer's admin endpoint, as a `cluster` entry gives it. */
+export interface PeerAddress {
+  host: string;
+  port: number;
+  /** Default `http`. */
+  protocol?: 'http' | 'https';
+}
+
+/** A message ready to go to peers: serialised once, shared by every peer's queue. */
+export interface RelayItem {
+  id: string;
+  instance: string;
+  /** UTF-8 bytes of the frame; Content-Length is their count (Aphlict sends the character count). */
+  body: Buffer;
+  /** Fingerprints of the nodes that handled the message, the sending node's included. */
+  touched: readonly string[];
+}
+
+export interface PeerOptions {
+  address: PeerAddress;
+  /** This node's fingerprint: a peer answering with it is this node itself. */
+  ownFingerprint: string;
+  queueSize: number;
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  maxInFlight: number;
+  logger: Logger;
+  now: () => number;
+}
+
+/** Receipts are `{"fingerprint":"..."}`; anything longer is not read further. */
+const MAX_RECEIPT_BYTES = 16 * 1024;
+
+/** A relay request that got no complete answer within `timeoutMs`. */
+export class RelayTimeoutError extends Error {
+  override name = 'RelayTimeoutError';
+  readonly code = 'RELAY_TIMEOUT';
+}
+
+/** Errors of a kept-alive socket the peer had closed: worth one retry on a fresh socket. */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
+type Outcome =
+  | { kind: 'answered'; status: number; body: string }
+  | { kind: 'failed'; error: Error; reusedSocket: boolean };
+
+export class Peer {
+  readonly name: string;
+  readonly protocol: 'http' | 'https';
+  private state: PeerState = 'unknown';
+  private fingerprint: string | null = null;
+  private readonly queue: RelayItem[] = [];
+  private inFlight = 0;
+  private sent = 0;
+  private failed = 0;
+  private dropped = 0;
+  private lastError: string | null = null;
+  private lastErrorAt: number | null = null;
+  /** Delay before the next probe of a down peer; doubles on each failed probe. */
+  private retryDelay: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled: NodeJS.Immediate | undefined;
+  private closing = false;
+  private readonly agent: http.Agent;
+  private readonly idle = new Set<() => void>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: PeerOptions) {
+    const { address } = options;
+    this.protocol = address.protocol ?? 'http';
+    this.name = `${address.host}:${address.port}`;
+    this.retryDelay = options.retryMinMs;
+    this.logger = options.logger.child({ peer: this.name });
+    const agentOptions: http.AgentOptions = { keepAlive: true, maxSockets: options.maxInFlight, maxFreeSockets: options.maxInFlight };
+    this.agent = this.protocol === 'https' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  }
+
+  get isSelf(): boolean {
+    return this.state === 'self';
+  }
+
+  /** Queues a message unless the peer is this node or already touched it. */
+  enqueue(item: RelayItem): void {
+    if (this.state === 'self') return;
+    if (this.closing) {
+      this.dropped++;
+      return;
+    }
+    if (this.hasTouched(item)) return;
+    if (this.queue.length >= this.options.queueSize) {
+      // The oldest message is the least useful one: its readers may have reloaded by now.
+      this.queue.shift();
+      this.dropped++;
+    }
+    this.queue.push(item);
+    this.schedulePump();
+  }
+
+  status(): PeerStatus {
+    return {
+      peer: this.name,
+      protocol: this.protocol,
+      state: this.state,
+      sent: this.sent,
+      failed: this.failed,
+      dropped: this.dropped,
+      queued: this.queue.length,
+      inFlight: this.inFlight,
+      lastError: this.lastError,
+      lastErrorAt: this.lastErrorAt,
+      fingerprint: this.fingerprint,
+    };
+  }
+
+  /**
+   * Stops retrying and sends what is queued if the peer is reachable; resolves when the
+   * queue is empty and nothing is in flight, or at `deadline` (epoch ms). A peer that is
+   * down gets no further attempt. Then the agent's sockets are destroyed; what is left is
+   * counted as dropped.
+   */
+  async close(deadline: number): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.state === 'down') this.dropQueue();
+    this.pump();
+    if (this.queue.length > 0 || this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(0, deadline - this.options.now()));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.idle.add(() => {
+          this.idle.clear();
+          done();
+        });
+      });
+    }
+    if (this.pumpScheduled) clearImmediate(this.pumpScheduled);
+    this.pumpScheduled = undefined;
+    this.dropQueue();
+    this.agent.destroy();
+  }
+
+  private hasTouched(item: RelayItem): boolean {
+    return this.fingerprint !== null && item.touched.includes(this.fingerprint);
+  }
+
+  private dropQueue(): void {
+    this.dropped += this.queue.length;
+    this.queue.length = 0;
+  }
+
+  /** Coalesces the pumps of one tick, so a publisher's call returns before any request is built. */
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closing) return;
+    this.pumpScheduled = setImmediate(() => {
+      this.pumpScheduled = undefined;
+      this.pump();
+    });
+  }
+
+  /** Requests allowed at once: none while waiting to retry, one probe while down. */
+  private capacity(): number {
+    if (this.state === 'self') return 0;
+    if (this.state === 'down') return this.retryTimer || this.closing ? 0 : 1;
+    return this.options.maxInFlight;
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.capacity() && this.queue.length > 0) {
+      const item = this.queue.shift()!;
+      if (this.hasTouched(item)) continue;
+      this.inFlight++;
+      void this.deliver(item);
+    }
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.closing && this.inFlight === 0 && (this.queue.length === 0 || this.capacity() === 0)) {
+      for (const notify of [...this.idle]) notify();
+    }
+  }
+
+  private async deliver(item: RelayItem): Promise<void> {
+    let outcome = await this.request(item);
+    // A keep-alive socket the peer closed while idle fails on reuse; that says nothing about
+    // the peer, so try once more on a fresh socket (as Node's http docs advise).
+    if (outcome.kind === 'failed' && outcome.reusedSocket && !this.closing) outcome = await this.request(item);
+    this.inFlight--;
+    if (outcome.kind === 'answered') this.onAnswer(item, outcome.status, outcome.body);
+    else this.onFailure(item, outcome.error);
+    this.pump();
+  }
+
+  private request(item: RelayItem): Promise<Outcome> {
+    const { address, timeoutMs } = this.options;
+    return new Promise<Outcome>((resolve) => {
+      let settled = false;
+      const settle = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const transport = this.protocol === 'https' ? https : http;
+      const req = transport.request({
+        host: address.host,
+        port: address.port,
+        method: 'POST',
+        path: `/?instance=${encodeURIComponent(item.instance)}`,
+        agent: this.agent,
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': item.body.length,
+          [MESSAGE_ID_HEADER]: item.id,
+        },
+      });
+      // One deadline for the whole exchange, not an idle timeout: a peer trickling bytes is slow too.
+      const timer = setTimeout(() => req.destroy(new RelayTimeoutError(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('error', (error: NodeJS.ErrnoException) =>
+        settle({ kind: 'failed', error, reusedSocket: req.reusedSocket && STALE_SOCKET_CODES.has(error.code ?? '') }),
+      );
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (size >= MAX_RECEIPT_BYTES) return;
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on('error', (error) => settle({ kind: 'failed', error, reusedSocket: false }));
+        res.on('end', () =>
+          settle({ kind: 'answered', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8', 0, MAX_RECEIPT_BYTES) }),
+        );
+      });
+      req.end(item.body);
+    });
+  }
+
+  private onAnswer(item: RelayItem, status: number, body: string): void {
+    if (this.state === 'down' || this.state === 'unknown') {
+      this.logger.info({ state: 'up', after: this.state }, 'relay peer is up');
+    }
+    if (this.state !== 'self') this.state = 'up';
+    this.retryDelay = this.options.retryMinMs;
+    if (status < 200 || status >= 300) {
+      // The peer is up and refused this message; sending it again would be refused again.
+      this.failed++;
+      this.dropped++;
+      this.noteError(`HTTP ${status}`);
+      this.logger.warn({ status, id: item.id, instance: item.instance, body: body.slice(0, 200) }, 'relay peer refused a message');
+      return;
+    }
+    this.sent++;
+    this.learn(body);
+  }
+
+  private learn(body: string): void {
+    let fingerprint: unknown;
+    try {
+      fingerprint = (JSON.parse(body) as { fingerprint?: unknown })?.fingerprint;
+    } catch {
+      return;
+    }
+    if (typeof fingerprint !== 'string' || fingerprint === '' || fingerprint === this.fingerprint) return;
+    this.fingerprint = fingerprint;
+    if (fingerprint === this.options.ownFingerprint) {
+      this.state = 'self';
+      this.queue.length = 0;
+      this.logger.info({ fingerprint }, 'relay peer is this node; not sending to it again');
+      return;
+    }
+    this.logger.info({ fingerprint }, 'relay peer fingerprint learned');
+    // Messages queued before we knew it may already have passed through it.
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (this.queue[i].touched.includes(fingerprint)) this.queue.splice(i, 1);
+    }
+  }
+
+  private onFailure(item: RelayItem, error: Error): void {
+    this.failed++;
+    this.noteError(error.message || (error as NodeJS.ErrnoException).code || String(error));
+    if (this.state === 'self') return;
+    if (this.state !== 'down') {
+      this.logger.warn({ err: this.lastError, retryInMs: this.retryDelay }, 'relay peer is down; retrying with backoff');
+    }
+    this.state = 'down';
+    if (this.closing) {
+      this.dropped++;
+      this.dropQueue();
+      return;
+    }
+    // Back to the front: it is the oldest, and goes first when the peer answers again.
+    if (this.queue.length >= this.options.queueSize) this.dropped++;
+    else this.queue.unshift(item);
+    if (!this.retryTimer) {
+      const delay = this.retryDelay;
+      this.retryDelay = Math.min(this.retryDelay * 2, this.options.retryMaxMs);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.pump();
+      }, delay);
+      this.retryTimer.unref();
+    }
+  }
+
+  private noteError(message: string): void {
+    this.lastError = message;
+    this.lastErrorAt = this.options.now();
+  }
+}
