@@ -1,0 +1,222 @@
+/**
+ * The load side of a run: client workers (forked processes holding the sockets), the
+ * subscription plan (who listens to which PHIDs, and so who must receive each message),
+ * and the publisher (keep-alive HTTP at a target rate). One publish phase is `runPhase`.
+ */
+import { fork } from 'node:child_process';
+import http from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRandom, nowMicros, percentile, pickDistinct, sleep } from './stats.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const phidOf = (k) => `PHID-USER-${String(k).padStart(20, '0')}`;
+
+/** A forked client-worker with a request/answer helper over IPC. */
+export function startWorker() {
+  const child = fork(join(HERE, 'client-worker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiters = [];
+  child.on('message', (msg) => {
+    const i = waiters.findIndex((w) => w.type === msg.type);
+    if (i !== -1) waiters.splice(i, 1)[0].resolve(msg);
+  });
+  const exited = new Promise((res) => child.once('exit', res));
+  const ask = (cmd, answer, timeoutMs = 120_000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`client worker: no '${answer}' within ${timeoutMs} ms`)), timeoutMs);
+      waiters.push({ type: answer, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      child.send(cmd);
+    });
+  return {
+    pid: child.pid,
+    ask,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      await ask({ type: 'close' }, 'closed', 10_000).catch(() => {});
+      await Promise.race([exited, sleep(3_000)]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * A group of sockets of one instance and one transport: socket i listens to 3 of `count`
+ * PHIDs, and is placed on node i mod nodes. Returns the socket specs and the index
+ * PHID -> socket ids that tells who must receive a message.
+ */
+export function planGroup({ firstId, count, instance, transport, nodes, seed, sioClient }) {
+  const random = createRandom(seed);
+  const specs = [];
+  const listeners = new Map();
+  for (let i = 0; i < count; i++) {
+    const id = firstId + i;
+    const node = i % nodes.length;
+    const phids = pickDistinct(random, count, 3).map(phidOf);
+    for (const p of phids) {
+      let list = listeners.get(p);
+      if (!list) listeners.set(p, (list = []));
+      list.push(id);
+    }
+    const port = nodes[node].clientPort;
+    specs.push(
+      transport === 'raw'
+        ? { id, transport, node, instance, phids, url: `ws://127.0.0.1:${port}/~${instance}/` }
+        : { id, transport, node, instance, phids, baseUrl: `http://127.0.0.1:${port}`, path: '/socket.io/', client: sioClient },
+    );
+  }
+  return { instance, transport, count, specs, listeners, random: createRandom(seed ^ 0x5eed) };
+}
+
+/** Spreads specs over the workers and waits until every socket is connected and subscribed. */
+export async function connectGroup(workers, group, concurrency = 100) {
+  const shares = workers.map(() => []);
+  group.specs.forEach((s, i) => shares[i % workers.length].push(s));
+  const started = Date.now();
+  const answers = await Promise.all(
+    workers.map((w, i) => w.ask({ type: 'connect', sockets: shares[i], concurrency }, 'connected', 300_000)),
+  );
+  const failed = answers.reduce((n, a) => n + a.failed, 0);
+  if (failed) throw new Error(`${failed} of ${group.count} ${group.transport} sockets failed to connect: ${answers.find((a) => a.firstError)?.firstError}`);
+  return Date.now() - started;
+}
+
+/**
+ * Publishes `rate` messages per second for `seconds` (round robin over `targets`, each an
+ * admin port), addressed to 5 random PHIDs of the group, then waits for the deliveries.
+ * Returns the figures of the phase. CPU is read from every node over the phase only.
+ */
+export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label }) {
+  await Promise.all(workers.map((w) => w.ask({ type: 'reset' }, 'reset')));
+  const total = Math.max(1, Math.round(rate * seconds));
+  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 16 }));
+  const expected = new Map();
+  let expectedTotal = 0;
+  let sent = 0;
+  let answered = 0;
+  let inflight = 0;
+  let publishErrors = 0;
+  let firstError = null;
+  let lagged = 0;
+  const maxInflight = 512;
+
+  const publishOne = (seq) => {
+    const t = seq % targets.length;
+    const picks = pickDistinct(group.random, group.count, 5).map((k) => `PHID-USER-${String(k).padStart(20, '0')}`);
+    const recipients = new Set();
+    for (const p of picks) for (const id of group.listeners.get(p) ?? []) recipients.add(id);
+    expected.set(seq, recipients.size);
+    expectedTotal += recipients.size;
+    const body = JSON.stringify({
+      type: 'notification',
+      key: String(seq),
+      subscribers: picks,
+      uniqueID: `bench${String(seq).padStart(27, '0')}`,
+      seq,
+      via: nodes.indexOf(targets[t]),
+      sentAt: nowMicros(),
+    });
+    inflight++;
+    const req = http.request(
+      {
+        agent: agents[t],
+        host: '127.0.0.1',
+        port: targets[t].adminPort,
+        method: 'POST',
+        path: `/?instance=${encodeURIComponent(group.instance)}`,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          inflight--;
+          answered++;
+          if (res.statusCode !== 200) {
+            publishErrors++;
+            firstError ??= `HTTP ${res.statusCode}`;
+          }
+        });
+      },
+    );
+    req.on('error', (err) => {
+      inflight--;
+      answered++;
+      publishErrors++;
+      firstError ??= err.message;
+    });
+    req.end(body);
+  };
+
+  const cpu0 = nodes.map((n) => n.cpuMicros());
+  const t0 = performance.now();
+  const deadline = t0 + (seconds + 15) * 1000;
+  // Paced in 1 ms ticks: each tick sends what is due by now, bounded by count and time.
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - t0) / 1000) * rate) + 1);
+      while (sent < due && inflight < maxInflight) publishOne(seq0 + sent++);
+      if (sent < due) lagged++;
+      if ((sent >= total && inflight === 0) || now > deadline) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const publishMs = performance.now() - t0;
+  // Wait for the deliveries (bounded): what has not arrived 5 s after the last answer is lost.
+  const drainDeadline = Date.now() + 5_000;
+  let received = 0;
+  while (Date.now() < drainDeadline) {
+    const progress = await Promise.all(workers.map((w) => w.ask({ type: 'progress' }, 'progress')));
+    received = progress.reduce((n, p) => n + p.received, 0);
+    if (received >= expectedTotal) break;
+    await sleep(50);
+  }
+  const cpu1 = nodes.map((n) => n.cpuMicros());
+  const spanMs = performance.now() - t0;
+  for (const a of agents) a.destroy();
+
+  const results = await Promise.all(workers.map((w) => w.ask({ type: 'collect' }, 'results')));
+  const latencies = {};
+  const got = new Map();
+  let duplicates = 0;
+  let misdelivered = 0;
+  for (const r of results) {
+    duplicates += r.duplicates;
+    misdelivered += r.misdelivered;
+    for (const [g, values] of Object.entries(r.latencies)) (latencies[g] ??= []).push(...values);
+    for (const [seq, n] of r.perSeq) got.set(seq, (got.get(seq) ?? 0) + n);
+  }
+  let lost = 0;
+  let extra = 0;
+  let deliveries = 0;
+  for (const [seq, want] of expected) {
+    const n = got.get(seq) ?? 0;
+    deliveries += n;
+    if (n < want) lost += want - n;
+    if (n > want) extra += n - want;
+  }
+  const latency = {};
+  for (const [g, values] of Object.entries(latencies)) {
+    latency[g] = { count: values.length, p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100) };
+  }
+  return {
+    label,
+    transport: group.transport,
+    connections: group.count,
+    rateTarget: rate,
+    published: sent,
+    publishRate: (sent / publishMs) * 1000,
+    publishErrors,
+    firstError,
+    lagged,
+    expectedDeliveries: expectedTotal,
+    deliveries,
+    deliveriesPerSecond: (deliveries / spanMs) * 1000,
+    lost,
+    duplicates,
+    misdelivered: Math.max(misdelivered, extra),
+    latency,
+    cpuPerMessage: nodes.map((n, i) => (cpu1[i] - cpu0[i]) / Math.max(1, sent)),
+    nextSeq: seq0 + sent,
+  };
+}

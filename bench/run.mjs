@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+/**
+ * Tidings benchmark (`npm run bench`, which builds first). Starts real gateway processes
+ * on 127.0.0.1, holds client sockets in forked worker processes, publishes over keep-alive
+ * HTTP at a target rate, and prints deliveries/s, publish-to-receive latency, lost and
+ * duplicate deliveries, the gateway's CPU per published message and RSS per connection,
+ * read from /proc of the gateway's PID.
+ *
+ *   node bench/run.mjs                              issue 2's goals (the default)
+ *   node bench/run.mjs --scenario single --connections 10000 --rate 200 --seconds 10
+ *   node bench/run.mjs --scenario cluster           2 and 3 nodes: Redis bus, relay alone
+ *   node bench/run.mjs --scenario socketio          Socket.IO beside raw, 1 node and 2 nodes
+ *   node bench/run.mjs --scenario all               all of the above
+ */
+import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { GATEWAY_MAIN, CLOCK_TICKS, freePort, machineLoad, openFileLimit, startGateway, startRedis } from './processes.mjs';
+import { connectGroup, planGroup, runPhase, startWorker } from './load.mjs';
+import { fmt, markdownTable, sleep } from './stats.mjs';
+import { socketIoClientKind } from './sio-client.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'default' },
+    connections: { type: 'string' },
+    'sio-connections': { type: 'string' },
+    rate: { type: 'string' },
+    seconds: { type: 'string' },
+    nodes: { type: 'string' },
+    layouts: { type: 'string' },
+    workers: { type: 'string', default: '2' },
+    seed: { type: 'string', default: '42' },
+    'sio-client': { type: 'string', default: 'auto' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all]
+  --connections N      sockets (single: 1000; cluster: 5000; socketio: raw sockets, 2500)
+  --sio-connections N  Socket.IO clients (socketio: 2500)
+  --rate R             publishes per second (single: 200; cluster: 1000; socketio: 200)
+  --seconds S          publish phase length (10)
+  --nodes LIST         cluster node counts (2,3)
+  --layouts LIST       cluster layouts: redis,relay,both (redis,relay)
+  --workers W          client worker processes (2)
+  --seed N             PRNG seed of subscriptions and addressees (42)
+  --sio-client KIND    auto (socket.io-client when installed) or minimal`);
+  process.exit(0);
+}
+
+const num = (v, d) => (v === undefined ? d : Number(v));
+const SECONDS = num(args.seconds, 10);
+const WORKERS = Math.max(1, num(args.workers, 2));
+let seed = num(args.seed, 42);
+let seq = 1;
+const summary = []; // rows for the final markdown table
+const goals = []; // [goal, measured, pass]
+const started = [];
+
+function line(s = '') {
+  console.log(s);
+}
+
+function describe(r) {
+  const groups = Object.entries(r.latency)
+    .map(([g, l]) => `${g} p50 ${fmt(l.p50 / 1000, 2)} ms, p99 ${fmt(l.p99 / 1000, 2)} ms, max ${fmt(l.max / 1000, 1)} ms (${l.count})`)
+    .join('; ');
+  line(`  published ${r.published} at ${fmt(r.publishRate, 0)}/s (target ${r.rateTarget}/s${r.lagged ? `, ${r.lagged} ticks behind` : ''}), publish errors ${r.publishErrors}${r.firstError ? ` (${r.firstError})` : ''}`);
+  line(`  deliveries ${r.deliveries}/${r.expectedDeliveries} (${fmt(r.deliveriesPerSecond, 0)}/s), lost ${r.lost}, duplicates ${r.duplicates}, misdelivered ${r.misdelivered}`);
+  line(`  latency: ${groups || 'none'}`);
+  line(`  gateway CPU per published message: ${r.cpuPerMessage.map((c) => `${fmt(c, 0)} us`).join(', ')} (per node)`);
+}
+
+/** p50/p99 of a phase's deliveries: the named group, or all groups pooled by weight. */
+function lat(r, group) {
+  const l = r.latency[group];
+  return l ? `${fmt(l.p50 / 1000, 2)} / ${fmt(l.p99 / 1000, 2)}` : '-';
+}
+
+async function withWorkers(fn) {
+  const workers = Array.from({ length: WORKERS }, () => startWorker());
+  try {
+    return await fn(workers);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+  }
+}
+
+async function withGateways(count, configFor, fn) {
+  const nodes = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const node = await startGateway({ name: `node${i}`, ...(await configFor(i)) });
+      started.push(node);
+      nodes.push(node);
+    }
+    return await fn(nodes);
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    for (const n of nodes) {
+      const at = started.indexOf(n);
+      if (at !== -1) started.splice(at, 1);
+      if (n.warnings.length) line(`  (${n.name} warnings: ${[...new Set(n.warnings)].slice(0, 5).join('; ')})`);
+    }
+  }
+}
+
+/** RSS per connection: RSS before the sockets vs after they are connected, subscribed and idle. */
+async function settleRss(node, ms = 2_000) {
+  await sleep(ms);
+  return node.rssBytes();
+}
+
+/** One gateway, N raw sockets: RSS per idle socket, then a publish phase. */
+async function singleNode({ connections, rate, seconds, label }) {
+  line(`\n## ${label}: 1 node, ${connections} raw sockets, ${rate} publishes/s for ${seconds} s`);
+  line(`  load: ${machineLoad()}`);
+  return withGateways(1, () => ({}), (nodes) =>
+    withWorkers(async (workers) => {
+      const rss0 = await settleRss(nodes[0], 1_000);
+      const group = planGroup({ firstId: 0, count: connections, instance: 'default', transport: 'raw', nodes, seed: seed++ });
+      const connectMs = await connectGroup(workers, group);
+      const rss1 = await settleRss(nodes[0]);
+      const rssPerConnection = (rss1 - rss0) / connections;
+      line(`  connected and subscribed in ${connectMs} ms; RSS ${fmt(rss0 / 1048576, 1)} MiB -> ${fmt(rss1 / 1048576, 1)} MiB: ${fmt(rssPerConnection / 1024, 2)} KiB per idle connection`);
+      const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds, seq0: seq, label });
+      seq = r.nextSeq;
+      describe(r);
+      r.rssPerConnection = rssPerConnection;
+      summary.push([label, '1 raw', fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), lat(r, 'raw/local'), `${r.lost} / ${r.duplicates}`, fmt(r.cpuPerMessage[0]), fmt(rssPerConnection / 1024, 2)]);
+      return r;
+    }),
+  );
+}
+
+async function issue2() {
+  line('\n# Issue 2: one node, raw Aphlict sockets');
+  const small = await singleNode({ connections: 1_000, rate: 500, seconds: SECONDS, label: 'cpu N=1,000' });
+  const large = await singleNode({ connections: 10_000, rate: 500, seconds: SECONDS, label: 'cpu+rss N=10,000' });
+  const latency = await singleNode({ connections: 5_000, rate: 200, seconds: SECONDS, label: 'p99 N=5,000' });
+  const c1 = small.cpuPerMessage[0];
+  const c10 = large.cpuPerMessage[0];
+  const p99 = latency.latency['raw/local']?.p99 / 1000;
+  goals.push(['CPU per message at N=10,000 <= 400 us', `${fmt(c10)} us`, c10 <= 400]);
+  goals.push(['CPU at N=10,000 within 25% of N=1,000', `${fmt(c1)} -> ${fmt(c10)} us (x${fmt(c10 / c1, 2)})`, c10 <= c1 * 1.25]);
+  goals.push(['p99 at 200/s, N=5,000 <= 5 ms', `${fmt(p99, 2)} ms`, p99 <= 5]);
+  goals.push(['RSS per idle connection at N=10,000 <= 8 KiB', `${fmt(large.rssPerConnection / 1024, 2)} KiB`, large.rssPerConnection <= 8 * 1024]);
+  const lost = small.lost + large.lost + latency.lost;
+  const dups = small.duplicates + large.duplicates + latency.duplicates;
+  goals.push(['0 lost, 0 duplicates (issue 2 runs)', `${lost} lost, ${dups} duplicates`, lost === 0 && dups === 0 && !small.misdelivered && !large.misdelivered && !latency.misdelivered]);
+}
+
+/** Node configs for a cluster layout: Redis bus, relay (every node lists every admin port), or both. */
+async function clusterConfigs(count, layout, redisUrl) {
+  const adminPorts = [];
+  for (let i = 0; i < count; i++) adminPorts.push(await freePort());
+  const peers = adminPorts.map((port) => ({ host: '127.0.0.1', port, protocol: 'http' }));
+  return (i) => ({
+    adminPort: adminPorts[i],
+    config: {
+      ...(layout !== 'relay' ? { redis: { url: redisUrl } } : {}),
+      ...(layout !== 'redis' ? { cluster: peers } : {}),
+    },
+  });
+}
+
+async function cluster() {
+  line('\n# Issue 3: cluster, publishes round robin over the nodes, latency for sockets on the other nodes');
+  const counts = (args.nodes ?? '2,3').split(',').map(Number);
+  const layouts = (args.layouts ?? 'redis,relay').split(',');
+  const connections = num(args.connections, 5_000);
+  const rate = num(args.rate, 1_000);
+  const redis = await startRedis();
+  try {
+    for (const layout of layouts) {
+      for (const count of counts) {
+        const label = `${count} nodes, ${layout === 'redis' ? 'Redis bus' : layout === 'relay' ? 'relay alone' : 'Redis + relay'}`;
+        line(`\n## ${label}: ${connections} raw sockets spread over the nodes, ${rate} publishes/s for ${SECONDS} s`);
+        line(`  load: ${machineLoad()}`);
+        const configFor = await clusterConfigs(count, layout, redis.url);
+        await withGateways(count, configFor, (nodes) =>
+          withWorkers(async (workers) => {
+            const group = planGroup({ firstId: 0, count: connections, instance: 'default', transport: 'raw', nodes, seed: seed++ });
+            const connectMs = await connectGroup(workers, group);
+            line(`  connected and subscribed in ${connectMs} ms`);
+            await sleep(1_000);
+            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label });
+            seq = r.nextSeq;
+            describe(r);
+            summary.push([label, `${count} raw`, fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), `${lat(r, 'raw/remote')} (local ${lat(r, 'raw/local')})`, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), '-']);
+            const p99 = r.latency['raw/remote']?.p99 / 1000;
+            goals.push([`${label}: remote p99 at ${rate}/s <= 5 ms`, `${fmt(p99, 2)} ms`, p99 <= 5]);
+            goals.push([`${label}: 0 lost, 0 duplicates`, `${r.lost} lost, ${r.duplicates} duplicates`, r.lost === 0 && r.duplicates === 0 && !r.misdelivered]);
+          }),
+        );
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+}
+
+async function socketio() {
+  const kind = await socketIoClientKind(args['sio-client']);
+  line(`\n# Issue 4: Socket.IO clients (${kind}) beside raw sockets in the same run`);
+  const rawCount = num(args.connections, 2_500);
+  const sioCount = num(args['sio-connections'], 2_500);
+  const rate = num(args.rate, 200);
+  const redis = await startRedis();
+  try {
+    for (const count of [1, 2]) {
+      const label = count === 1 ? '1 node' : `${count} nodes, Redis`;
+      line(`\n## socketio, ${label}: ${rawCount} raw + ${sioCount} Socket.IO, ${rate} publishes/s for ${SECONDS} s per transport`);
+      line(`  load: ${machineLoad()}`);
+      const configFor = count === 1 ? () => ({}) : await clusterConfigs(count, 'redis', redis.url);
+      await withGateways(count, configFor, (nodes) =>
+        withWorkers(async (workers) => {
+          const rss0 = await settleRss(nodes[0], 1_000);
+          const rssAll = () => nodes.reduce((n, g) => n + g.rssBytes(), 0);
+          const base = count === 1 ? rss0 : rssAll();
+          const raw = planGroup({ firstId: 0, count: rawCount, instance: 'raw', transport: 'raw', nodes, seed: seed++ });
+          const sio = planGroup({ firstId: rawCount, count: sioCount, instance: 'sio', transport: 'sio', nodes, seed: seed++, sioClient: args['sio-client'] });
+          await connectGroup(workers, raw);
+          await sleep(2_000);
+          const afterRaw = rssAll();
+          await connectGroup(workers, sio, 50);
+          await sleep(2_000);
+          const afterSio = rssAll();
+          const rssRaw = (afterRaw - base) / rawCount;
+          const rssSio = (afterSio - afterRaw) / sioCount;
+          line(`  RSS per idle connection (all nodes): raw ${fmt(rssRaw / 1024, 2)} KiB, Socket.IO ${fmt(rssSio / 1024, 2)} KiB`);
+          for (const [group, rssPer] of [[raw, rssRaw], [sio, rssSio]]) {
+            const phaseLabel = `${group.transport === 'raw' ? 'raw' : 'Socket.IO'}, ${label}`;
+            line(`\n  ${phaseLabel}: publishes to instance '${group.instance}'`);
+            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label: phaseLabel });
+            seq = r.nextSeq;
+            describe(r);
+            const t = group.transport;
+            const latText = count === 1 ? lat(r, `${t}/local`) : `${lat(r, `${t}/remote`)} (local ${lat(r, `${t}/local`)})`;
+            summary.push([phaseLabel, `${count} ${t}`, fmt(group.count), fmt(r.publishRate), fmt(r.deliveriesPerSecond), latText, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), fmt(rssPer / 1024, 2)]);
+            goals.push([`${phaseLabel}: 0 lost, 0 duplicates`, `${r.lost} lost, ${r.duplicates} duplicates`, r.lost === 0 && r.duplicates === 0 && !r.misdelivered]);
+          }
+        }),
+      );
+    }
+  } finally {
+    await redis.stop();
+  }
+}
+
+async function custom() {
+  const connections = num(args.connections, 1_000);
+  await singleNode({ connections, rate: num(args.rate, 200), seconds: SECONDS, label: `single N=${fmt(connections)}` });
+}
+
+async function main() {
+  if (!existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} is missing: run npm run build first`);
+  const limit = openFileLimit();
+  const needed = Math.max(num(args.connections, 0), 10_000) / WORKERS + 1_000;
+  line(`Tidings bench: node ${process.version}, ${WORKERS} client worker processes, CLK_TCK ${CLOCK_TICKS}, open-file limit ${limit}`);
+  line(`started ${new Date().toISOString()}; load: ${machineLoad()}`);
+  if (limit < needed) {
+    line(`open-file limit ${limit} is too low for this run (need about ${Math.ceil(needed)} per process): raise it with 'ulimit -n 65536' in the shell first`);
+    process.exitCode = 1;
+    return;
+  }
+  const scenario = args.scenario;
+  if (scenario === 'default' || scenario === 'all') await issue2();
+  if (scenario === 'single') await custom();
+  if (scenario === 'cluster' || scenario === 'all') await cluster();
+  if (scenario === 'socketio' || scenario === 'all') await socketio();
+  if (!['default', 'all', 'single', 'cluster', 'socketio'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+
+  line('\n# Summary (latency p50 / p99 in ms; CPU in us of gateway CPU per published message, per node)');
+  line(`finished ${new Date().toISOString()}; load: ${machineLoad()}\n`);
+  line(markdownTable(['run', 'nodes', 'sockets', 'publishes/s', 'deliveries/s', 'p50 / p99 ms', 'lost / dup', 'CPU us/msg', 'RSS KiB/conn'], summary));
+  if (goals.length) {
+    line('\n# Goals');
+    for (const [goal, measured, pass] of goals) line(`${pass ? 'PASS' : 'FAIL'}  ${goal}: ${measured}`);
+  }
+}
+
+const cleanup = async () => {
+  await Promise.all(started.map((n) => n.stop()));
+};
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+
+main().catch(async (err) => {
+  console.error(`bench failed: ${err.stack ?? err.message}`);
+  await cleanup();
+  process.exitCode = 1;
+});
