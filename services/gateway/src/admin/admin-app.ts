@@ -24,6 +24,40 @@ function sendError(res: Response, status: number, error: string, message: string
   res.status(status).json({ error, message });
 }
 
+/**
+ * Reads the body as UTF-8 text, whatever its Content-Type (Aphlict reads any). A body over
+ * `limit` bytes fails with 413 as soon as that is known (from Content-Length, or once the
+ * bytes read pass it) without reading the rest: body-parser drains the whole request first.
+ */
+function bodyReader(limit: number) {
+  const tooLarge = () => Object.assign(new Error('request entity too large'), { type: 'entity.too.large', status: 413 });
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    if (Number(req.headers['content-length']) > limit) return next(tooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      if (err) {
+        req.pause();
+        return next(err);
+      }
+      req.body = Buffer.concat(chunks, size).toString('utf8');
+      next();
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(tooLarge());
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish());
+    req.once('error', (err) => finish(Object.assign(err, { type: 'request.aborted', status: 400 })));
+  };
+}
+
 export function createAdminApp(options: AdminAppOptions): express.Express {
   const { node, logger } = options;
   const receipt = JSON.stringify({ fingerprint: node.fingerprint });
@@ -31,9 +65,11 @@ export function createAdminApp(options: AdminAppOptions): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('strict routing', true);
+  // Aphlict compares the path exactly: /STATUS/ is a 404 there.
+  app.set('case sensitive routing', true);
   app.set('query parser', 'simple');
 
-  const readBody = express.text({ type: () => true, limit: options.maxBodyBytes, defaultCharset: 'utf-8' });
+  const readBody = bodyReader(options.maxBodyBytes);
 
   app.post('/', readBody, async (req: Request, res: Response) => {
     const instance = instanceFromQuery(req.query.instance);
