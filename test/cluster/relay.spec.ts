@@ -19,7 +19,7 @@ import { startHungPeer, startMesh, type RelayPeerStatus } from './relay-mesh';
 const PHID = 'PHID-USER-relay';
 
 let nodes: GatewayProcess[] = [];
-let sockets: TestSocket[] = [];
+const sockets: TestSocket[] = [];
 /** Sockets per node, all subscribed to PHID. */
 let byNode: TestSocket[][] = [];
 /** A socket subscribed to something else: must get nothing. */
