@@ -39,6 +39,8 @@ export interface Bus extends EventEmitter<BusEvents> {
    * delivery, not just a connection (readiness and the round-trip histogram use it).
    */
   roundTrip(timeoutMs: number): Promise<number>;
+  /** Extra state for /status/ (counters, downSince); optional. */
+  describe?(): Record<string, unknown>;
   /** Unsubscribes and closes what it created. Idempotent. */
   close(): Promise<void>;
 }

@@ -1,2 +1,3 @@
 export * from './history-store';
 export * from './memory-history';
+export * from './redis-history';

@@ -1,0 +1,27 @@
+import { decodeBusFrame, encodeCanary, encodeMessage } from './bus-codec';
+
+const envelope = { id: 'm1', instance: 'default', subscribers: ['PHID-a'], frame: '{"subscribers":["PHID-a"]}', acceptedAt: 5 };
+
+describe('bus codec', () => {
+  it('round-trips messages and canaries', () => {
+    expect(decodeBusFrame(encodeMessage('n1', envelope))).toEqual({ ok: true, frame: { t: 'msg', o: 'n1', e: envelope } });
+    expect(decodeBusFrame(encodeCanary('n1', 'x'))).toEqual({ ok: true, frame: { t: 'canary', o: 'n1', n: 'x' } });
+  });
+
+  it('sends only the envelope fields', () => {
+    const text = encodeMessage('n1', { ...envelope, extra: 'no' } as typeof envelope);
+    expect(text).not.toContain('extra');
+  });
+
+  it.each([
+    ['not JSON', '{'],
+    ['not an object', '[1]'],
+    ['no origin', '{"t":"msg","e":{}}'],
+    ['malformed envelope', '{"t":"msg","o":"n","e":{"id":"x"}}'],
+    ['malformed envelope', '{"t":"msg","o":"n","e":{"id":"x","instance":"i","subscribers":[1],"frame":"f","acceptedAt":1}}'],
+    ['malformed canary', '{"t":"canary","o":"n"}'],
+    ['unknown type "zzz"', '{"t":"zzz","o":"n"}'],
+  ])('refuses %s without throwing', (reason, text) => {
+    expect(decodeBusFrame(text)).toEqual({ ok: false, reason });
+  });
+});

@@ -1,0 +1,70 @@
+import type { Envelope } from '@tidings/protocol';
+import type { BusMessage } from './bus';
+import { MemoryBus, MemoryBusHub } from './memory-bus';
+
+const envelope = (id: string): Envelope => ({ id, instance: 'default', subscribers: ['PHID-a'], frame: `{"k":"${id}"}`, acceptedAt: 1 });
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function nodes(count: number, hub = new MemoryBusHub()) {
+  const buses = Array.from({ length: count }, (_, i) => new MemoryBus({ hub, nodeId: `n${i}` }));
+  const got = buses.map(() => [] as BusMessage[]);
+  buses.forEach((b, i) => b.on('message', (m) => got[i].push(m)));
+  await Promise.all(buses.map((b) => b.start()));
+  return { hub, buses, got };
+}
+
+describe('MemoryBus', () => {
+  it('delivers to every other node once, stamped with the origin, and drops its own echo', async () => {
+    const { buses, got } = await nodes(3);
+    await buses[0].publish(envelope('a'));
+    await buses[2].publish(envelope('b'));
+    await tick();
+    expect(got[0]).toEqual([{ ...envelope('b'), origin: 'n2' }]);
+    expect(got[1].map((m) => m.id)).toEqual(['a', 'b']);
+    expect(got[2]).toEqual([{ ...envelope('a'), origin: 'n0' }]);
+    expect(buses[0].stats.echoesDropped).toBe(1);
+  });
+
+  it('round-trips a canary through the channel, and times out when the hub is down', async () => {
+    const { hub, buses } = await nodes(2);
+    expect(await buses[0].roundTrip(1_000)).toBeGreaterThanOrEqual(0);
+    hub.setUp(false);
+    await expect(buses[0].roundTrip(50)).rejects.toThrow(/canary did not come back within 50 ms/);
+  });
+
+  it('goes down and up with the hub, reporting since when it was down', async () => {
+    let clock = 1_000;
+    const hub = new MemoryBusHub();
+    const bus = new MemoryBus({ hub, now: () => clock });
+    const events: unknown[] = [];
+    bus.on('up', (info) => events.push(['up', info]));
+    bus.on('down', (err) => events.push(['down', err.message]));
+    await bus.start();
+    hub.setUp(false);
+    await expect(bus.publish(envelope('x'))).rejects.toThrow(/not connected/);
+    clock = 2_000;
+    hub.setUp(true);
+    expect(events).toEqual([
+      ['up', { reconnect: false, downSince: null }],
+      ['down', 'memory bus: hub is down'],
+      ['up', { reconnect: true, downSince: 1_000 }],
+    ]);
+    expect(bus.isConnected).toBe(true);
+  });
+
+  it('logs and drops malformed traffic instead of throwing', async () => {
+    const { buses, got } = await nodes(1);
+    expect(() => buses[0].inject('{nope')).not.toThrow();
+    expect(() => buses[0].inject('{"t":"msg","o":"x","e":null}')).not.toThrow();
+    expect(got[0]).toEqual([]);
+    expect(buses[0].stats.malformed).toBe(2);
+  });
+
+  it('a closed node receives nothing more', async () => {
+    const { buses, got } = await nodes(2);
+    await buses[1].close();
+    await buses[0].publish(envelope('a'));
+    await tick();
+    expect(got[1]).toEqual([]);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * An in-process bus: several nodes in one process share one MemoryBusHub, so multi-node
+ * behaviour (echo dropping, up/down, backfill) can be tested fast without Redis. Messages
+ * travel as the same encoded text RedisBus sends, delivered asynchronously like a network.
+ * Nothing in production uses it; it lives in its own file so the gateway never needs it.
+ */
+import { BusBase, BusError, type BusBaseOptions } from './bus-base';
+
+/** The shared "server" of MemoryBus nodes. */
+export class MemoryBusHub {
+  private readonly nodes = new Set<MemoryBus>();
+  private up = true;
+
+  /** Whether the hub accepts traffic. */
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  /** Simulates losing (false) or regaining (true) the backend: nodes go down/up. */
+  setUp(up: boolean): void {
+    if (this.up === up) return;
+    this.up = up;
+    for (const node of this.nodes) node.hubChanged(up);
+  }
+
+  /** @internal */
+  join(node: MemoryBus): void {
+    this.nodes.add(node);
+  }
+
+  /** @internal */
+  leave(node: MemoryBus): void {
+    this.nodes.delete(node);
+  }
+
+  /** @internal */
+  broadcast(text: string): void {
+    if (!this.up) throw new BusError('BUS_DOWN', 'memory bus: hub is down');
+    for (const node of [...this.nodes]) setImmediate(() => node.receive(text));
+  }
+}
+
+export interface MemoryBusOptions extends BusBaseOptions {
+  hub: MemoryBusHub;
+}
+
+export class MemoryBus extends BusBase {
+  private readonly hub: MemoryBusHub;
+  private state: 'new' | 'running' | 'closed' = 'new';
+
+  constructor(options: MemoryBusOptions) {
+    super(options);
+    this.hub = options.hub;
+  }
+
+  start(): Promise<void> {
+    if (this.state !== 'new') return Promise.resolve();
+    this.state = 'running';
+    this.hub.join(this);
+    this.hubChanged(this.hub.isUp);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.state = 'closed';
+    this.hub.leave(this);
+    return Promise.resolve();
+  }
+
+  protected send(text: string): Promise<void> {
+    if (this.state !== 'running') return Promise.reject(new BusError('BUS_CLOSED', 'memory bus: not running'));
+    try {
+      this.hub.broadcast(text);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** @internal */
+  receive(text: string): void {
+    if (this.state === 'running' && this.hub.isUp) this.onText(text);
+  }
+
+  /** @internal */
+  hubChanged(up: boolean): void {
+    if (this.state !== 'running') return;
+    if (up) this.markUp();
+    else this.markDown(new BusError('BUS_DOWN', 'memory bus: hub is down'));
+  }
+
+  /** Delivers raw text as if it came from the channel (tests of malformed traffic). */
+  inject(text: string): void {
+    this.onText(text);
+  }
+}
