@@ -1,7 +1,16 @@
-/** The `tidings` command line. */
-import { Command } from 'commander';
+/**
+ * The `tidings` command line:
+ * - `tidings [--config=FILE] [--test=true] [--debug=true]` runs the gateway (as Aphlict's
+ *   `node aphlict_server.js` does);
+ * - `tidings notify ...` and `tidings status ...` talk to a running node's admin port.
+ * Exit codes: 0 success, 1 the server failed or was unreachable, 2 bad arguments.
+ */
+import { Command, CommanderError } from 'commander';
 import { serve } from './serve';
 import { VERSION } from './version';
+import { CommandError } from './commands/admin-request';
+import { notifyCommand, type NotifyArgs } from './commands/notify';
+import { statusCommand, type StatusArgs } from './commands/status';
 
 /** Aphlict passes booleans as `--test=true`; a bare flag means true. */
 function flag(value: string | boolean | undefined): boolean {
@@ -10,15 +19,70 @@ function flag(value: string | boolean | undefined): boolean {
   return !/^(0|false|no|off)$/i.test(value);
 }
 
+/** Runs a command, turning its CommandError into a one-line message and an exit code. */
+function run<A>(command: (args: A) => Promise<void>): (args: A) => Promise<void> {
+  return async (args) => {
+    try {
+      await command(args);
+    } catch (err) {
+      if (err instanceof CommandError) {
+        process.stderr.write(`tidings: ${err.message}\n`);
+        process.exit(err.exitCode);
+      }
+      throw err;
+    }
+  };
+}
+
 export function createProgram(): Command {
   const program = new Command('tidings')
-    .description('Tidings notification gateway: a drop-in replacement for Phorge\'s Aphlict server')
+    .description("Tidings notification gateway: a drop-in replacement for Phorge's Aphlict server")
     .version(VERSION)
+    // Commander's own usage errors (unknown option, missing value) exit 2, like ours.
+    .exitOverride((err: CommanderError) => {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+      process.exit(ok ? 0 : 2);
+    })
+    .showHelpAfterError('(run with --help for usage)')
     .option('--config <file>', 'Aphlict config file (aphlict.json) with optional Tidings keys')
     .option('--test [bool]', 'check the config file and exit 0, or 1 naming the bad key')
     .option('--debug [bool]', 'log readable lines to the console at debug level')
     .action(async (opts: { config?: string; test?: string | boolean; debug?: string | boolean }) => {
       await serve({ config: opts.config, test: flag(opts.test), debug: flag(opts.debug) });
     });
+
+  program
+    .command('notify')
+    .description("publish a message through a node's admin port (as Phorge does) and print the receipt")
+    .requiredOption('--admin <url>', 'admin server, e.g. http://127.0.0.1:22281')
+    .requiredOption('--subscribers <phids>', 'comma-separated PHIDs the message is for')
+    .option('--instance <name>', 'instance (tenant); default "default"')
+    .option('--type <type>', 'message type', 'notification')
+    .option('--key <key>', 'message key (Phorge: the story key)')
+    .option('--data <json>', 'JSON object whose fields are added to the message')
+    .option('--timeout <ms>', 'how long to wait for the server', '5000')
+    .option('--json', 'print the receipt and the message sent as JSON')
+    .action(run((opts: NotifyArgs) => notifyCommand(opts)));
+
+  program
+    .command('status')
+    .description("print a node's /status/ and readiness readably")
+    .requiredOption('--admin <url>', 'admin server, e.g. http://127.0.0.1:22281')
+    .option('--instance <name>', 'instance (tenant); default "default"')
+    .option('--json', 'print the raw /status/ object')
+    .option('--timeout <ms>', 'how long to wait for the server', '5000')
+    .action(run((opts: StatusArgs) => statusCommand(opts)));
+
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  tidings --config=/etc/aphlict.json            run a gateway from an Aphlict config
+  tidings --config=/etc/aphlict.json --test=true check the config and exit
+  tidings notify --admin http://127.0.0.1:22281 --subscribers PHID-USER-abc --key 123
+  tidings status --admin http://127.0.0.1:22281 --instance acme
+
+Exit codes: 0 success, 1 the server failed or could not be reached, 2 bad arguments.`,
+  );
   return program;
 }

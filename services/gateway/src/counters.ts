@@ -17,6 +17,9 @@ export class Counters {
   /** Inputs refused, by reason (admin error codes and socket frame problems). */
   readonly rejected = new Map<string, number>();
 
+  /** Called with each bus publish's latency in ms (metrics adds one); none: not timed. */
+  readonly busPublishObservers: ((ms: number) => void)[] = [];
+
   reject(reason: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
   }

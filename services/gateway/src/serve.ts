@@ -41,8 +41,13 @@ export async function serve(args: ServeArgs): Promise<void> {
     logging.reopen();
     logger.info('log files reopened (SIGHUP)');
   });
+  const pidfile = config.pidfile;
+  const removePidfile = () => {
+    if (pidfile) rmSync(pidfile, { force: true });
+  };
   process.on('uncaughtException', (err) => {
     logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    removePidfile();
     logging.close();
     process.exit(1);
   });
@@ -59,7 +64,6 @@ export async function serve(args: ServeArgs): Promise<void> {
     process.exit(1);
   }
 
-  const pidfile = config.pidfile;
   if (pidfile) {
     mkdirSync(dirname(pidfile), { recursive: true });
     writeFileSync(pidfile, `${process.pid}\n`);
@@ -71,6 +75,7 @@ export async function serve(args: ServeArgs): Promise<void> {
     logger.info({ signal, drainMs }, 'shutting down');
     const hardStop = setTimeout(() => {
       logger.error({ signal }, 'shutdown took too long; exiting');
+      removePidfile();
       process.exit(1);
     }, drainMs + 10_000);
     hardStop.unref();
@@ -78,7 +83,7 @@ export async function serve(args: ServeArgs): Promise<void> {
       .close(drainMs)
       .catch((err: Error) => logger.error({ err: err.message }, 'error while closing'))
       .finally(() => {
-        if (pidfile) rmSync(pidfile, { force: true });
+        removePidfile();
         logging.close();
         process.exit(0);
       });

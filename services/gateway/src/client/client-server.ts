@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { CLIENT_PORT_HTTP_BODY, instanceFromPath, type Logger } from '@tidings/protocol';
 import type { TidingsNode } from '../node';
 import { RawSocket } from './raw-socket';
@@ -23,8 +23,11 @@ export interface ClientServerOptions {
 
 export class ClientServer {
   private readonly wss: WebSocketServer;
-  private readonly sockets = new Set<RawSocket>();
+  /** Open raw sockets and their WebSockets (to cut those that ignore a close at shutdown). */
+  private readonly sockets = new Map<RawSocket, WebSocket>();
   private accepting = true;
+  /** Set while closeAll waits, to finish early when the last socket leaves. */
+  private onSocketGone?: () => void;
 
   constructor(private readonly options: ClientServerOptions) {
     this.wss = new WebSocketServer({
@@ -55,25 +58,54 @@ export class ClientServer {
     this.accepting = false;
   }
 
+  /** Open raw sockets by instance (metrics). */
+  connectionsByInstance(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const s of this.sockets.keys()) counts.set(s.instance, (counts.get(s.instance) ?? 0) + 1);
+    return counts;
+  }
+
   /**
-   * Closes every socket with the code, spread over `windowMs` with jitter so clients
-   * reconnect to other nodes gradually. Resolves when all are closed.
+   * Closes every socket with the code, spread over `windowMs` so clients reconnect to other
+   * nodes gradually: socket i of n closes at a random moment of slot i (stratified jitter:
+   * random, yet evenly spread however few sockets there are). Resolves when every socket
+   * was told to close, early if they all went away by themselves.
    */
   async closeAll(code: number, reason: string, windowMs: number): Promise<void> {
-    const sockets = [...this.sockets];
-    await Promise.all(
-      sockets.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const delay = windowMs > 0 ? Math.random() * windowMs : 0;
-            const timer = setTimeout(() => {
-              s.close(code, reason);
-              resolve();
-            }, delay);
-            timer.unref();
-          }),
-      ),
-    );
+    const sockets = [...this.sockets.keys()];
+    // Shuffle so that the order of connection does not decide who leaves first.
+    for (let i = sockets.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [sockets[i], sockets[j]] = [sockets[j], sockets[i]];
+    }
+    const slot = sockets.length > 0 ? windowMs / sockets.length : 0;
+    const timers: NodeJS.Timeout[] = [];
+    await new Promise<void>((resolve) => {
+      let pending = sockets.length;
+      if (pending === 0) return resolve();
+      const done = () => {
+        if (--pending === 0 || this.sockets.size === 0) resolve();
+      };
+      this.onSocketGone = () => {
+        if (this.sockets.size === 0) resolve();
+      };
+      sockets.forEach((s, i) => {
+        const delay = windowMs > 0 ? (i + Math.random()) * slot : 0;
+        const timer = setTimeout(() => {
+          s.close(code, reason);
+          done();
+        }, delay);
+        timer.unref();
+        timers.push(timer);
+      });
+    });
+    this.onSocketGone = undefined;
+    for (const t of timers) clearTimeout(t);
+  }
+
+  /** Cuts every socket still open (those that did not answer a close in time). */
+  terminateAll(): void {
+    for (const ws of this.sockets.values()) ws.terminate();
   }
 
   private isForeign(req: IncomingMessage): boolean {
@@ -98,10 +130,13 @@ export class ClientServer {
     const instance = instanceFromPath(path);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const raw = new RawSocket(instance, ws, node, logger, { maxBufferedBytes: this.options.maxBufferedBytes });
-      this.sockets.add(raw);
+      this.sockets.set(raw, ws);
       node.hub.add(raw);
       node.connected(instance);
-      ws.on('close', () => this.sockets.delete(raw));
+      ws.on('close', () => {
+        this.sockets.delete(raw);
+        this.onSocketGone?.();
+      });
     });
   }
 }

@@ -1,0 +1,131 @@
+/**
+ * The bus canary: on a timer, sends a canary through the bus (the same channel that
+ * carries messages) and waits for it to come back to this node. Readiness asks it whether
+ * one came back recently, because a connected bus can still stop delivering (Centrifugo and
+ * the Socket.IO Redis adapter have both shipped such bugs while their health stayed green).
+ */
+import type { Bus } from '@tidings/bus';
+import type { Logger } from '@tidings/protocol';
+
+export interface BusCanaryOptions {
+  bus: Bus;
+  logger: Logger;
+  /** Time between two canaries (the next starts after the previous one ended). Config: health.canaryIntervalMs. */
+  intervalMs: number;
+  /** A canary older than this no longer proves delivery. Config: health.canaryMaxAgeMs. */
+  maxAgeMs: number;
+  /** How long one canary may take; default: the smaller of maxAgeMs and 5 s. */
+  timeoutMs?: number;
+  /** Called with each successful round trip, in ms (the round-trip histogram). */
+  onRoundTrip?: (ms: number) => void;
+  now?: () => number;
+}
+
+export interface CanaryState {
+  /** When a canary last came back (epoch ms), or null if none has yet. */
+  lastOkAt: number | null;
+  /** Its round trip, ms. */
+  lastRoundTripMs: number | null;
+  /** The last failure, cleared by the next success. */
+  lastError: string | null;
+  /** Canaries sent and failed since start. */
+  sent: number;
+  failed: number;
+}
+
+export class BusCanary {
+  private readonly options: Required<Omit<BusCanaryOptions, 'onRoundTrip'>> & Pick<BusCanaryOptions, 'onRoundTrip'>;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private closed = false;
+  private inFlight: Promise<void> | null = null;
+  private readonly state: CanaryState = { lastOkAt: null, lastRoundTripMs: null, lastError: null, sent: 0, failed: 0 };
+  private readonly onUp = () => this.runSoon(0);
+
+  constructor(options: BusCanaryOptions) {
+    if (options.intervalMs <= 0 || options.maxAgeMs <= 0) {
+      throw new Error('BusCanary: intervalMs and maxAgeMs must be positive');
+    }
+    if (options.maxAgeMs < options.intervalMs) {
+      throw new Error(`BusCanary: maxAgeMs (${options.maxAgeMs}) must be at least intervalMs (${options.intervalMs})`);
+    }
+    this.options = {
+      timeoutMs: Math.min(options.maxAgeMs, 5_000),
+      now: Date.now,
+      ...options,
+    };
+  }
+
+  /** Sends the first canary at once, then one every intervalMs. */
+  start(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    // A bus that comes back is checked at once rather than at the next tick.
+    this.options.bus.on('up', this.onUp);
+    this.runSoon(0);
+  }
+
+  /** Stops the timer and waits for a canary in flight. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.running = false;
+    this.options.bus.off('up', this.onUp);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
+  snapshot(): CanaryState {
+    return { ...this.state };
+  }
+
+  /** Whether a canary came back within maxAgeMs; with the reason when not. */
+  freshness(): { ok: true } | { ok: false; reason: string } {
+    const { lastOkAt, lastError } = this.state;
+    const { maxAgeMs, now } = this.options;
+    if (lastOkAt === null) {
+      return { ok: false, reason: `no canary has come back through the bus yet${lastError ? ` (${lastError})` : ''}` };
+    }
+    const age = now() - lastOkAt;
+    if (age > maxAgeMs) {
+      return {
+        ok: false,
+        reason: `the last canary came back ${age} ms ago (limit ${maxAgeMs} ms)${lastError ? `; since then: ${lastError}` : ''}`,
+      };
+    }
+    return { ok: true };
+  }
+
+  private runSoon(delayMs: number): void {
+    if (!this.running || this.inFlight) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.inFlight = this.runOnce().finally(() => {
+        this.inFlight = null;
+        this.runSoon(this.options.intervalMs);
+      });
+    }, delayMs);
+    // The canary alone must not keep a process alive.
+    this.timer.unref();
+  }
+
+  private async runOnce(): Promise<void> {
+    const { bus, timeoutMs, logger, now } = this.options;
+    this.state.sent++;
+    try {
+      const ms = await bus.roundTrip(timeoutMs);
+      const wasFailing = this.state.lastError !== null;
+      this.state.lastOkAt = now();
+      this.state.lastRoundTripMs = ms;
+      this.state.lastError = null;
+      this.options.onRoundTrip?.(ms);
+      if (wasFailing) logger.info({ ms }, 'bus canary came back: delivery works again');
+    } catch (err) {
+      this.state.failed++;
+      const message = (err as Error).message;
+      if (this.state.lastError === null) logger.warn({ err: message }, 'bus canary failed: the bus is not delivering');
+      this.state.lastError = message;
+    }
+  }
+}
