@@ -109,7 +109,7 @@ export class TidingsNode {
     const envelope = envelopeOf(instance, id, message, this.now());
     const stored = this.history.append(envelope);
     this.deliver(envelope);
-    const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
+    const published = this.bus?.publish(envelope);
     this.relay?.send(envelope, message.touched);
     try {
       await stored;
@@ -122,17 +122,6 @@ export class TidingsNode {
     return { status: 'accepted', id };
   }
 
-  /** Publishes to the bus, timing it for the metrics when anyone listens. */
-  private publishToBus(bus: Bus, envelope: Envelope): Promise<void> {
-    const observers = this.counters.busPublishObservers;
-    if (observers.length === 0) return bus.publish(envelope);
-    const started = performance.now();
-    return bus.publish(envelope).then(() => {
-      const ms = performance.now() - started;
-      for (const observe of observers) observe(ms);
-    });
-  }
-
   /** Sends a message to this node's sockets that subscribed to any of its PHIDs. */
   deliver(envelope: Envelope): number {
     let sent = this.hub.deliver(envelope.instance, envelope.subscribers, Buffer.from(envelope.frame));
@@ -143,15 +132,19 @@ export class TidingsNode {
 
   /** Resends the kept messages newer than `ageMs` that match the member's subscriptions. */
   async replay(member: HubMember, ageMs: number): Promise<number> {
+    const entries = await this.replayEntries(member.instance, ageMs, (phids) => this.hub.isSubscribedToAny(member, phids));
+    for (const entry of entries) member.send(Buffer.from(entry.frame));
+    return entries.length;
+  }
+
+  /**
+   * The kept messages of an instance newer than `ageMs`, oldest first, that `wants` accepts
+   * by their PHIDs: the replay path of sockets that are not hub members (Socket.IO).
+   */
+  async replayEntries(instance: string, ageMs: number, wants: (phids: readonly string[]) => boolean): Promise<Envelope[]> {
     this.counters.replays++;
-    const entries = await this.history.since(member.instance, this.now() - ageMs);
-    let sent = 0;
-    for (const entry of entries) {
-      if (!this.hub.isSubscribedToAny(member, entry.subscribers)) continue;
-      member.send(Buffer.from(entry.frame));
-      sent++;
-    }
-    return sent;
+    const entries = await this.history.since(instance, this.now() - ageMs);
+    return entries.filter((entry) => wants(entry.subscribers));
   }
 
   /** Counts a new connection for an instance (Aphlict's clients.total). */
