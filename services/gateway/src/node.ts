@@ -109,7 +109,7 @@ export class TidingsNode {
     const envelope = envelopeOf(instance, id, message, this.now());
     const stored = this.history.append(envelope);
     this.deliver(envelope);
-    const published = this.bus?.publish(envelope);
+    const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
     this.relay?.send(envelope, message.touched);
     try {
       await stored;
@@ -120,6 +120,17 @@ export class TidingsNode {
       published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
     }
     return { status: 'accepted', id };
+  }
+
+  /** Publishes to the bus, timing it for the metrics when anyone listens. */
+  private publishToBus(bus: Bus, envelope: Envelope): Promise<void> {
+    const observers = this.counters.busPublishObservers;
+    if (observers.length === 0) return bus.publish(envelope);
+    const started = performance.now();
+    return bus.publish(envelope).then(() => {
+      const ms = performance.now() - started;
+      for (const observe of observers) observe(ms);
+    });
   }
 
   /** Sends a message to this node's sockets that subscribed to any of its PHIDs. */
