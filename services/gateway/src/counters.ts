@@ -19,6 +19,8 @@ export class Counters {
 
   /** Called with each bus publish's latency in ms (metrics adds one); none: not timed. */
   readonly busPublishObservers: ((ms: number) => void)[] = [];
+  /** Called with each history append's latency in ms (metrics adds one). */
+  readonly historyAppendObservers: ((ms: number) => void)[] = [];
 
   reject(reason: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);

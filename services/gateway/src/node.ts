@@ -107,7 +107,7 @@ export class TidingsNode {
     // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
     message.touched = [...touched, this.fingerprint];
     const envelope = envelopeOf(instance, id, message, this.now());
-    const stored = this.history.append(envelope);
+    const stored = this.appendToHistory(envelope);
     this.deliver(envelope);
     const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
     this.relay?.send(envelope, message.touched);
@@ -120,6 +120,17 @@ export class TidingsNode {
       published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
     }
     return { status: 'accepted', id };
+  }
+
+  /** Appends to history, timing it for the metrics when anyone listens (with Redis this is the ack latency). */
+  private appendToHistory(envelope: Envelope): Promise<void> {
+    const observers = this.counters.historyAppendObservers;
+    if (observers.length === 0) return this.history.append(envelope);
+    const started = performance.now();
+    return this.history.append(envelope).then(() => {
+      const ms = performance.now() - started;
+      for (const observe of observers) observe(ms);
+    });
   }
 
   /** Publishes to the bus, timing it for the metrics when anyone listens. */

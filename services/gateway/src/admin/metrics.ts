@@ -168,8 +168,17 @@ export class GatewayMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    // Only measured when a bus publishes; the node calls the observer after each publish.
-    if (bus) node.counters.busPublishObservers.push((ms) => this.busPublish.observe(ms / 1000));
+    const historyAppend = new Histogram({
+      name: 'tidings_history_append_seconds',
+      help: 'Time to store a published message in history (with Redis: the append script that also publishes to the bus)',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    node.counters.historyAppendObservers.push((ms) => historyAppend.observe(ms / 1000));
+    // Measured when the bus itself publishes; a RedisBus whose history append script publishes
+    // does nothing in publish(), and its latency is tidings_history_append_seconds.
+    const publishedByHistory = !!(bus as { isPublishedByHistory?: boolean } | undefined)?.isPublishedByHistory;
+    if (bus && !publishedByHistory) node.counters.busPublishObservers.push((ms) => this.busPublish.observe(ms / 1000));
 
     if (options.defaultMetrics ?? true) {
       // Process CPU, memory, handles, GC and event-loop lag (nodejs_eventloop_lag_*), read on scrape.
