@@ -285,6 +285,43 @@ describe('PeerRelay', () => {
     expect(relay.status()[0].dropped).toBe(10);
   });
 
+  it('relay - an id that is not a plain header token is left out of the headers, and the message still goes', async () => {
+    const peer = await peerServer(receipt('peerA'));
+    const relay = relayTo([peer.port]);
+    const odd = { ...envelope(), id: 'id with spaces ü\n' };
+    const plain = envelope();
+    relay.send(odd, [OWN]);
+    relay.send(plain, [OWN]);
+    await until(() => peer.requests.length === 2 && relay.status()[0].sent === 2);
+    const byBody = (e: Envelope) => peer.requests.find((r) => r.body.toString() === e.frame)!;
+    expect(byBody(odd).headers[MESSAGE_ID_HEADER]).toBeUndefined();
+    expect(byBody(plain).headers[MESSAGE_ID_HEADER]).toBe(plain.id);
+    expect(relay.status()[0]).toMatchObject({ failed: 0, dropped: 0 });
+  });
+
+  it('relay - a message that cannot be turned into a request is dropped without marking the peer down', async () => {
+    const peer = await peerServer(receipt('peerA'));
+    const relay = relayTo([peer.port]);
+    relay.send(envelope({}, 'bad\uD800instance'), [OWN]); // a lone surrogate: not encodable in a URL
+    const good = envelope();
+    relay.send(good, [OWN]);
+    await until(() => relay.status()[0].sent === 1 && relay.status()[0].dropped === 1);
+    expect(peer.requests.map((r) => r.headers[MESSAGE_ID_HEADER])).toEqual([good.id]);
+    expect(relay.status()[0]).toMatchObject({ state: 'up', failed: 1, lastError: 'URI malformed' });
+  });
+
+  it('relay - with forward: false, messages that came from another node are not relayed again', async () => {
+    const peer = await peerServer(receipt('peerA'));
+    const relay = relayTo([peer.port], { forward: false });
+    const fromPeer = envelope({}, 'default', ['otherNode', OWN]);
+    const own = envelope();
+    relay.send(fromPeer, ['otherNode', OWN]);
+    relay.send(own, [OWN]);
+    await until(() => relay.status()[0].sent === 1);
+    await sleep(100);
+    expect(peer.requests.map((r) => r.headers[MESSAGE_ID_HEADER])).toEqual([own.id]);
+  });
+
   it('relay - rejects contradictory options with an error that names them', () => {
     expect(() => relayTo([1], { retryMinMs: 500, retryMaxMs: 100 })).toThrow(RelayOptionsError);
     expect(() => relayTo([1], { retryMinMs: 500, retryMaxMs: 100 })).toThrow(/retryMinMs.*retryMaxMs/);

@@ -23,6 +23,13 @@ export interface PeerRelayOptions {
   maxInFlight?: number;
   /** How long close() waits for queued messages to go out, in ms. Default 2000. */
   closeTimeoutMs?: number;
+  /**
+   * Relay messages that reached this node from another node (their `touched` names one).
+   * Default true, as Aphlict does: a partial mesh still carries every message everywhere.
+   * In a full mesh, where every node lists every other, false saves one request per peer
+   * per hop and spares Aphlict peers the duplicate copies they cannot drop themselves.
+   */
+  forward?: boolean;
   /** Default: logs nothing. */
   logger?: Logger;
   /** Clock for status timestamps. Default Date.now. */
@@ -36,6 +43,7 @@ export const PEER_RELAY_DEFAULTS = {
   retryMaxMs: 30_000,
   maxInFlight: 4,
   closeTimeoutMs: 2_000,
+  forward: true,
 } as const;
 
 export class RelayOptionsError extends Error {
@@ -50,6 +58,8 @@ function positive(name: string, value: number): number {
 export class PeerRelay implements Relay {
   private readonly peers: Peer[];
   private readonly closeTimeoutMs: number;
+  private readonly fingerprint: string;
+  private readonly forward: boolean;
   private readonly now: () => number;
   private closing?: Promise<void>;
 
@@ -68,6 +78,8 @@ export class PeerRelay implements Relay {
     const logger = (options.logger ?? silentLogger).child({ component: 'relay' });
     this.now = options.now ?? Date.now;
     this.closeTimeoutMs = o.closeTimeoutMs;
+    this.fingerprint = options.fingerprint;
+    this.forward = o.forward;
     this.peers = options.peers.map(
       (address) =>
         new Peer({
@@ -86,6 +98,7 @@ export class PeerRelay implements Relay {
 
   send(message: Envelope, touched: readonly string[]): void {
     if (this.closing) return;
+    if (!this.forward && touched.some((f) => f !== this.fingerprint)) return;
     // Serialised once for every peer; Content-Length counts these bytes.
     const item = { id: message.id, instance: message.instance, body: Buffer.from(message.frame, 'utf8'), touched };
     for (const peer of this.peers) peer.enqueue(item);

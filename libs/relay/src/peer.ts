@@ -51,8 +51,12 @@ export class RelayTimeoutError extends Error {
 /** Errors of a kept-alive socket the peer had closed: worth one retry on a fresh socket. */
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
+/** Ids sent in MESSAGE_ID_HEADER: visible ASCII, as long as the admin port accepts. */
+const HEADER_SAFE_ID = /^[\x21-\x7e]{1,128}$/;
+
 type Outcome =
   | { kind: 'answered'; status: number; body: string }
+  | { kind: 'unsendable'; error: Error }
   | { kind: 'failed'; error: Error; reusedSocket: boolean };
 
 export class Peer {
@@ -203,6 +207,7 @@ export class Peer {
     if (outcome.kind === 'failed' && outcome.reusedSocket && !this.closing) outcome = await this.request(item);
     this.inFlight--;
     if (outcome.kind === 'answered') this.onAnswer(item, outcome.status, outcome.body);
+    else if (outcome.kind === 'unsendable') this.onUnsendable(item, outcome.error);
     else this.onFailure(item, outcome.error);
     this.pump();
   }
@@ -218,18 +223,25 @@ export class Peer {
         resolve(outcome);
       };
       const transport = this.protocol === 'https' ? https : http;
-      const req = transport.request({
-        host: address.host,
-        port: address.port,
-        method: 'POST',
-        path: `/?instance=${encodeURIComponent(item.instance)}`,
-        agent: this.agent,
-        headers: {
-          'Content-Type': 'application/json',
-          'Content-Length': item.body.length,
-          [MESSAGE_ID_HEADER]: item.id,
-        },
-      });
+      const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/json', 'Content-Length': item.body.length };
+      // A uniqueID is the publisher's text: sent as a header only when it is a plain token
+      // (a peer falls back to the body's uniqueID, which is the same id then).
+      if (HEADER_SAFE_ID.test(item.id)) headers[MESSAGE_ID_HEADER] = item.id;
+      let req: http.ClientRequest;
+      try {
+        req = transport.request({
+          host: address.host,
+          port: address.port,
+          method: 'POST',
+          path: `/?instance=${encodeURIComponent(item.instance)}`,
+          agent: this.agent,
+          headers,
+        });
+      } catch (error) {
+        // Bad options are this node's problem, not the peer's: refuse the message, not the peer.
+        resolve({ kind: 'unsendable', error: error as Error });
+        return;
+      }
       // One deadline for the whole exchange, not an idle timeout: a peer trickling bytes is slow too.
       const timer = setTimeout(() => req.destroy(new RelayTimeoutError(`no answer within ${timeoutMs} ms`)), timeoutMs);
       req.on('error', (error: NodeJS.ErrnoException) =>
@@ -253,21 +265,28 @@ export class Peer {
   }
 
   private onAnswer(item: RelayItem, status: number, body: string): void {
-    if (this.state === 'down' || this.state === 'unknown') {
-      this.logger.info({ state: 'up', after: this.state }, 'relay peer is up');
-    }
-    if (this.state !== 'self') this.state = 'up';
+    const before = this.state;
     this.retryDelay = this.options.retryMinMs;
-    if (status < 200 || status >= 300) {
+    if (status >= 200 && status < 300) {
+      this.sent++;
+      this.learn(body);
+    } else {
       // The peer is up and refused this message; sending it again would be refused again.
       this.failed++;
       this.dropped++;
       this.noteError(`HTTP ${status}`);
       this.logger.warn({ status, id: item.id, instance: item.instance, body: body.slice(0, 200) }, 'relay peer refused a message');
-      return;
     }
-    this.sent++;
-    this.learn(body);
+    if (this.state === 'self') return;
+    this.state = 'up';
+    if (before !== 'up') this.logger.info({ after: before, fingerprint: this.fingerprint }, 'relay peer is up');
+  }
+
+  private onUnsendable(item: RelayItem, error: Error): void {
+    this.failed++;
+    this.dropped++;
+    this.noteError(error.message);
+    this.logger.warn({ err: error.message, id: item.id, instance: item.instance }, 'relay: message cannot be sent');
   }
 
   private learn(body: string): void {
