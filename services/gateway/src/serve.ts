@@ -55,18 +55,19 @@ export async function serve(args: ServeArgs): Promise<void> {
   let gateway: Gateway;
   try {
     gateway = new Gateway({ config, logger, ...createCollaborators(config, logger) });
+    // Before start(): whoever waits for "gateway started" finds the pidfile already there.
+    if (pidfile) {
+      mkdirSync(dirname(pidfile), { recursive: true });
+      writeFileSync(pidfile, `${process.pid}\n`);
+    }
     await gateway.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     logger.fatal({ err: e.message, code: e.code }, 'gateway failed to start');
     process.stderr.write(`tidings: cannot start: ${e.message}\n`);
+    removePidfile();
     logging.close();
     process.exit(1);
-  }
-
-  if (pidfile) {
-    mkdirSync(dirname(pidfile), { recursive: true });
-    writeFileSync(pidfile, `${process.pid}\n`);
   }
 
   const stop = (signal: NodeJS.Signals) => {
