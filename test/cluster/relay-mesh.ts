@@ -13,24 +13,36 @@ export interface MeshOptions {
   config?: Record<string, unknown>;
 }
 
-export async function startMesh(count: number, options: MeshOptions = {}): Promise<GatewayProcess[]> {
+export interface Mesh {
+  nodes: GatewayProcess[];
+  /** Starts node `index` again on its ports with its config (after a kill); replaces it in `nodes`. */
+  respawn(index: number): Promise<GatewayProcess>;
+}
+
+export async function startMesh(count: number, options: MeshOptions = {}): Promise<Mesh> {
   const ports: { client: number; admin: number }[] = [];
   for (let i = 0; i < count; i++) ports.push({ client: await freePort(), admin: await freePort() });
   const cluster = [
     ...ports.map((p) => ({ host: '127.0.0.1', port: p.admin, protocol: 'http' })),
     ...(options.extraPeers ?? []).map((p) => ({ ...p, protocol: 'http' })),
   ];
+  const spawnAt = (i: number) =>
+    spawnGateway({ clientPort: ports[i].client, adminPort: ports[i].admin, config: { cluster, ...options.config } });
   // Started one by one: the two cores are shared, and a port taken meanwhile fails loudly.
   const nodes: GatewayProcess[] = [];
   try {
-    for (const p of ports) {
-      nodes.push(await spawnGateway({ clientPort: p.client, adminPort: p.admin, config: { cluster, ...options.config } }));
-    }
+    for (let i = 0; i < count; i++) nodes.push(await spawnAt(i));
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
     throw err;
   }
-  return nodes;
+  return {
+    nodes,
+    async respawn(index) {
+      nodes[index] = await spawnAt(index);
+      return nodes[index];
+    },
+  };
 }
 
 /** A TCP server on 127.0.0.1 that accepts connections and never answers: a hung peer. */

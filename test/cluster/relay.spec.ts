@@ -14,11 +14,12 @@ import {
   type GatewayProcess,
   type TestSocket,
 } from '@tidings/testing';
-import { startHungPeer, startMesh, type RelayPeerStatus } from './relay-mesh';
+import { startHungPeer, startMesh, type Mesh, type RelayPeerStatus } from './relay-mesh';
 
 const PHID = 'PHID-USER-relay';
 
 let nodes: GatewayProcess[] = [];
+let mesh: Mesh;
 const sockets: TestSocket[] = [];
 /** Sockets per node, all subscribed to PHID. */
 let byNode: TestSocket[][] = [];
@@ -71,13 +72,14 @@ async function allReceivedOnce(): Promise<void> {
 beforeAll(async () => {
   hung = await startHungPeer();
   deadPort = await freePort(); // bound once, then closed: nothing listens there
-  nodes = await startMesh(3, {
+  mesh = await startMesh(3, {
     extraPeers: [
       { host: '127.0.0.1', port: deadPort },
       { host: '127.0.0.1', port: hung.port },
     ],
     config: { relay: { timeoutMs: 1_000, retryMinMs: 100, retryMaxMs: 1_000 } },
   });
+  nodes = mesh.nodes;
   byNode = [];
   for (const node of nodes) {
     const mine: TestSocket[] = [];
@@ -192,4 +194,36 @@ describe('relay-only cluster (3 nodes, full mesh, each lists itself, plus a dead
     // Many messages later, no node has sent anything more to itself.
     for (const [i, node] of nodes.entries()) expect((await peersOf(node))[i]).toMatchObject({ state: 'self', sent: selfSent[i] });
   });
+
+  it('relay - a node killed and restarted on its address is marked down, then relearned under its new fingerprint', async () => {
+    const oldFingerprint = nodes[2].fingerprint;
+    await nodes[2].kill();
+    const whileDown = notification([PHID]);
+    expect((await post(nodes[0].adminUrl, whileDown)).status).toBe(200);
+    await Promise.all(byNode[1].map((s) => s.waitFor((r) => messagesOf(r).some((m) => m.key === whileDown.key), 5_000, 'message while a node is down')));
+    const downView = (await peersOf(nodes[0]))[2];
+    expect(downView.state).toBe('down');
+    expect(downView.lastError).toMatch(/ECONNREFUSED|ECONNRESET|socket hang up/);
+
+    const restarted = await mesh.respawn(2);
+    expect(restarted.fingerprint).not.toBe(oldFingerprint);
+    const fresh = await connectSocket(`${restarted.clientUrl}/~default/`);
+    sockets.push(fresh);
+    fresh.send('subscribe', [PHID]);
+    await fresh.roundTrip();
+    const afterRestart = notification([PHID]);
+    expect((await post(nodes[0].adminUrl, afterRestart)).status).toBe(200);
+    await fresh.waitFor((r) => messagesOf(r).some((m) => m.key === afterRestart.key), 5_000, 'message after restart');
+    await sleep(400);
+    await fresh.roundTrip();
+    expect(messagesOf(fresh.received).filter((m) => m.key === afterRestart.key)).toHaveLength(1);
+    const upView = (await peersOf(nodes[0]))[2];
+    expect(upView).toMatchObject({ state: 'up', fingerprint: restarted.fingerprint });
+    // The others' sockets got both messages once.
+    await Promise.all([...byNode[0], ...byNode[1]].map((s) => s.roundTrip()));
+    for (const s of [...byNode[0], ...byNode[1]]) {
+      for (const key of [whileDown.key, afterRestart.key]) expect(messagesOf(s.received).filter((m) => m.key === key)).toHaveLength(1);
+    }
+  });
 });
+
