@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './redis';
 import { spawnGateway, type GatewayProcess } from './gateway-process';
+import { notification, post } from './http';
 import { connectSocket, messagesOf, type TestSocket } from './ws-client';
 
 const run = promisify(execFile);
@@ -162,4 +163,58 @@ export function deliveryFaults(received: string[], expected: Iterable<string>): 
     missing: [...expected].filter((k) => !counts.has(k)),
     duplicates: [...counts].filter(([, n]) => n > 1).map(([k]) => k),
   };
+}
+
+export interface SteadyPublisher {
+  /** Keys answered 200, in order. */
+  acked: string[];
+  /** Keys answered otherwise or not at all, with the status (0: no answer). */
+  failed: { key: string; status: number }[];
+  /** Resolves when the loop ended (max reached or stop()). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes one message every 1000/ratePerSec ms to the nodes in turn, at most `max`
+ * messages and `maxMs` in all (bounded in count and time), one request at a time.
+ */
+export function publishSteadily(options: {
+  nodes: () => GatewayProcess[];
+  phids: string[];
+  ratePerSec: number;
+  max: number;
+  maxMs: number;
+  instance?: string;
+}): SteadyPublisher {
+  const state: SteadyPublisher = { acked: [], failed: [], done: Promise.resolve(), stop: async () => undefined };
+  let stopped = false;
+  const interval = 1_000 / options.ratePerSec;
+  const started = Date.now();
+  state.done = (async () => {
+    for (let i = 0; i < options.max && !stopped && Date.now() - started < options.maxMs; i++) {
+      const tickAt = started + i * interval;
+      const targets = options.nodes();
+      const node = targets[i % targets.length];
+      const message = notification(options.phids);
+      const key = message.key as string;
+      try {
+        const res = await Promise.race([
+          post(node.adminUrl, message, { instance: options.instance }),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('publish timed out')), 5_000).unref()),
+        ]);
+        if (res.status === 200) state.acked.push(key);
+        else state.failed.push({ key, status: res.status });
+      } catch {
+        state.failed.push({ key, status: 0 });
+      }
+      const wait = tickAt + interval - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+  state.stop = async () => {
+    stopped = true;
+    await state.done;
+  };
+  return state;
 }
