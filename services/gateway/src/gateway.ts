@@ -14,6 +14,9 @@ import type { Relay } from '@tidings/relay';
 import { TidingsNode } from './node';
 import { createAdminApp } from './admin/admin-app';
 import { StatusReporter } from './admin/status';
+import { evaluateReadiness, healthRoutes, type Readiness } from './admin/health';
+import { GatewayMetrics } from './admin/metrics';
+import { BusCanary } from './canary';
 import { ClientServer } from './client/client-server';
 import { SocketIoServer } from './client/socketio-server';
 import { readTls } from './config';
@@ -40,10 +43,33 @@ export interface ListeningServer {
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
+/** How long a server waits at close for requests in flight and close handshakes before cutting them. */
+const SERVER_CLOSE_GRACE_MS = 3_000;
+
+/** Stops accepting; resolves once every connection of the server has ended. */
+function stopListening(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+/** Waits for a closing server's connections, cutting those still open after `graceMs`. */
+async function finishConnections(server: http.Server, closed: Promise<void>, graceMs: number): Promise<void> {
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+  cut.unref();
+  await closed;
+  clearTimeout(cut);
+}
+
 export class Gateway {
   readonly node: TidingsNode;
   readonly status: StatusReporter;
   readonly servers: ListeningServer[] = [];
+  readonly metrics: GatewayMetrics;
+  /** Sends canaries through the bus for readiness; absent without a bus. */
+  readonly canary?: BusCanary;
   private readonly clientServer: ClientServer;
   /** Socket.IO on the client servers (config `socketio.enabled`). */
   readonly socketio?: SocketIoServer;
@@ -94,11 +120,38 @@ export class Gateway {
       this.node.addDelivery(socketio);
       this.status.add('socketio', () => socketio.status());
     }
+    if (options.bus) {
+      this.canary = new BusCanary({
+        bus: options.bus,
+        logger: logger.child({ part: 'canary' }),
+        intervalMs: config.health.canaryIntervalMs,
+        maxAgeMs: config.health.canaryMaxAgeMs,
+        onRoundTrip: (ms) => this.metrics.observeBusRoundTrip(ms),
+      });
+      const canary = this.canary;
+      this.status.add('canary', () => canary.snapshot());
+    }
+    this.status.add('ready', () => this.readiness());
+    this.metrics = new GatewayMetrics({
+      node: this.node,
+      bus: options.bus,
+      relay: options.relay,
+      isReady: () => this.readiness().ready,
+    });
+    this.metrics.addConnections('raw', () => this.clientServer.connectionsByInstance());
+    if (this.socketio) {
+      const socketio = this.socketio;
+      this.metrics.addConnections('socket.io', () => socketio.connectionsByInstance());
+    }
     const adminApp = createAdminApp({
       node: this.node,
       status: this.status,
       logger: logger.child({ server: 'admin' }),
       maxBodyBytes: config.limits.maxBodyBytes,
+      extraRoutes: (app) => {
+        healthRoutes(() => this.readiness())(app);
+        this.metrics.routes()(app);
+      },
     });
     config.servers.forEach((spec, index) => {
       const tls = readTls(spec, index);
@@ -114,6 +167,11 @@ export class Gateway {
 
   get isRunning(): boolean {
     return this.state === 'running';
+  }
+
+  /** Ready for traffic: listening, not draining, and (with a bus) delivery proven by the canary. */
+  readiness(): Readiness {
+    return evaluateReadiness({ state: () => this.state, bus: this.options.bus, canary: this.canary });
   }
 
   get clientConnections(): number {
@@ -147,6 +205,7 @@ export class Gateway {
       this.logger.info({ type, address: address.address, port: address.port, tls }, `${type} server listening`);
     }
     this.state = 'running';
+    this.canary?.start();
     this.logger.info({ fingerprint: this.node.fingerprint, version: VERSION }, 'gateway started');
     return this;
   }
@@ -161,31 +220,33 @@ export class Gateway {
   }
 
   private async doClose(drainMs: number): Promise<void> {
+    // Readiness turns false at once: load balancers stop sending while we drain.
     this.state = 'closing';
     const started = Date.now();
     this.clientServer.stopAccepting();
     this.socketio?.stopAccepting();
+    const closed = new Map<http.Server, Promise<void>>();
     for (const { server, type } of this.httpServers) {
-      if (type === 'client') server.close();
+      if (type === 'client') closed.set(server, stopListening(server));
     }
     await Promise.all([
       this.clientServer.closeAll(CloseCode.GOING_AWAY, 'server shutting down', drainMs),
       this.socketio?.close(drainMs),
     ]);
+    // Upgraded sockets are no longer the HTTP server's to cut: cut the ones that ignore the close.
+    const cutSockets = setTimeout(() => this.clientServer.terminateAll(), SERVER_CLOSE_GRACE_MS);
+    cutSockets.unref();
+    // The admin servers kept answering (health checks, late publishes) during the drain; now
+    // they stop accepting and the publishes in flight finish before their collaborators close.
+    for (const { server, type } of this.httpServers) {
+      if (type === 'admin') closed.set(server, stopListening(server));
+    }
+    await Promise.all([...closed].map(([server, done]) => finishConnections(server, done, SERVER_CLOSE_GRACE_MS)));
+    clearTimeout(cutSockets);
+    await this.canary?.close();
     await this.options.relay?.close();
     await this.options.bus?.close();
     await this.node.history.close();
-    await Promise.all(
-      this.httpServers.map(
-        ({ server }) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
-            // Sockets that do not answer the close handshake in time are cut.
-            setTimeout(() => server.closeAllConnections(), 1_000).unref();
-          }),
-      ),
-    );
     this.state = 'closed';
     this.logger.info({ ms: Date.now() - started }, 'gateway closed');
   }
