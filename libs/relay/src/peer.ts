@@ -189,7 +189,7 @@ export class Peer {
       const item = this.queue.shift()!;
       if (this.hasTouched(item)) continue;
       this.inFlight++;
-      void this.deliver(item);
+      this.deliver(item).catch((err: Error) => this.logger.error({ err: err.message, stack: err.stack }, 'relay: delivery bookkeeping failed'));
     }
     this.checkIdle();
   }
