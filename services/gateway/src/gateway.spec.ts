@@ -277,6 +277,21 @@ describe('gateway: publish and delivery', () => {
     expect(none.messages()).toHaveLength(0);
   });
 
+  it('handles frames in order: a replay is answered before a later unsubscribe, replay or ping takes effect', async () => {
+    const message = { subscribers: ['PHID-ORDER'], uniqueID: uid() };
+    await publish(admin, message);
+    const a = await subscribed(client, ['PHID-ORDER']);
+    const pongsBefore = a.pongs();
+    a.send('replay', { age: 60_000 });
+    a.send('unsubscribe', ['PHID-ORDER']);
+    a.send('replay', { age: 60_000 });
+    a.send('ping');
+    await a.waitFor(() => a.pongs() > pongsBefore, 'pong');
+    // Exactly the first replay's message, then the pong; the second replay finds no subscription.
+    expect(a.texts.slice(-2)).toEqual([JSON.stringify({ ...message, touched: [gw.node.fingerprint] }), '{"type":"pong"}']);
+    expect(a.messages()).toHaveLength(1);
+  });
+
   it('replays nothing older than the history window', async () => {
     const short = await startGateway({ history: { maxAgeMs: 200 } });
     try {

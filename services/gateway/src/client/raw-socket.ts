@@ -46,7 +46,31 @@ export class RawSocket implements HubMember {
     this.ws.close(code, reason);
   }
 
+  /**
+   * Frames are handled in the order they came: while a replay reads history, later frames
+   * wait here (and the socket stops reading), so a pong or an unsubscribe never overtakes
+   * the replay, as with Aphlict's synchronous replay.
+   */
+  private backlog: { data: Buffer; isBinary: boolean }[] | null = null;
+
   private onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.backlog) this.backlog.push({ data, isBinary });
+    else this.handleFrame(data, isBinary);
+  }
+
+  private afterReplay(): void {
+    const waiting = this.backlog ?? [];
+    this.backlog = null;
+    this.ws.resume();
+    while (waiting.length && !this.backlog) {
+      const next = waiting.shift()!;
+      this.handleFrame(next.data, next.isBinary);
+    }
+    // Another replay among them: the rest wait behind it.
+    if (this.backlog) this.backlog = waiting;
+  }
+
+  private handleFrame(data: Buffer, isBinary: boolean): void {
     const frame = parseClientFrame(isBinary ? data.toString('utf8') : data.toString());
     switch (frame.command) {
       case 'subscribe': {
@@ -61,9 +85,12 @@ export class RawSocket implements HubMember {
         this.node.hub.unsubscribe(this, frame.phids);
         return;
       case 'replay':
-        this.node.replay(this, frame.ageMs).catch((err: Error) => {
-          this.logger.warn({ err: err.message }, 'replay failed');
-        });
+        this.backlog = [];
+        this.ws.pause();
+        this.node
+          .replay(this, frame.ageMs)
+          .catch((err: Error) => this.logger.warn({ err: err.message }, 'replay failed'))
+          .finally(() => this.afterReplay());
         return;
       case 'ping':
         if (this.ws.readyState === WebSocket.OPEN) this.ws.send(PONG, { binary: false });
