@@ -40,7 +40,10 @@ describe('redis down at start', () => {
     nodes = await startBusNodes(2, {
       redis: { url: redis.url, keyPrefix: uniquePrefix('down-start'), commandTimeoutMs: 500 },
       relay: true,
-      config: { relay: { timeoutMs: 1_000, retryMinMs: 100, retryMaxMs: 1_000 } },
+      config: {
+        relay: { timeoutMs: 1_000, retryMinMs: 100, retryMaxMs: 1_000 },
+        health: { canaryIntervalMs: 200, canaryMaxAgeMs: 1_000 },
+      },
     });
     expect(Date.now() - started).toBeLessThan(10_000);
     const [a, b] = nodes;
@@ -49,6 +52,7 @@ describe('redis down at start', () => {
       const bus = await busOf(n);
       expect(bus.connected).toBe(false);
       expect(bus.downSince).toEqual(expect.any(Number));
+      expect((await fetch(`${n.adminUrl}/readyz`)).status).toBe(503);
     }
 
     const onA = await subscribedSocket(a.clientUrl, [PHID]);
@@ -68,6 +72,8 @@ describe('redis down at start', () => {
     await redis.start();
     await until(async () => (await busOf(a)).connected && (await busOf(b)).connected, 10_000, 'both buses connected');
     for (const n of nodes) expect(n.logs.some((l) => l.msg === 'bus: connected again')).toBe(true);
+    // Ready once a canary made the round trip through Redis.
+    for (const n of nodes) await until(async () => (await fetch(`${n.adminUrl}/readyz`)).status === 200, 5_000, 'ready');
 
     const later = notification([PHID]);
     expect((await post(b.adminUrl, later)).status).toBe(200);
