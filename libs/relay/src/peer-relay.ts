@@ -21,6 +21,8 @@ export interface PeerRelayOptions {
   retryMaxMs?: number;
   /** Requests open at once per peer (also its agent's socket pool). Default 4. */
   maxInFlight?: number;
+  /** Extra CA certificates (PEM) trusted for https peers, beside Node's bundled ones. Default none. */
+  ca?: string | Buffer;
   /** How long close() waits for queued messages to go out, in ms. Default 2000. */
   closeTimeoutMs?: number;
   /**
@@ -90,6 +92,7 @@ export class PeerRelay implements Relay {
           retryMinMs: o.retryMinMs,
           retryMaxMs: o.retryMaxMs,
           maxInFlight: o.maxInFlight,
+          ca: options.ca,
           logger,
           now: this.now,
         }),

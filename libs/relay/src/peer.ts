@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
 import type { PeerState, PeerStatus } from './relay';
 
@@ -35,6 +36,8 @@ export interface PeerOptions {
   retryMinMs: number;
   retryMaxMs: number;
   maxInFlight: number;
+  /** Extra CA certificates (PEM) trusted for https peers, beside Node's bundled ones. */
+  ca?: string | Buffer;
   logger: Logger;
   now: () => number;
 }
@@ -87,7 +90,10 @@ export class Peer {
     this.retryDelay = options.retryMinMs;
     this.logger = options.logger.child({ peer: this.name });
     const agentOptions: http.AgentOptions = { keepAlive: true, maxSockets: options.maxInFlight, maxFreeSockets: options.maxInFlight };
-    this.agent = this.protocol === 'https' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.agent =
+      this.protocol === 'https'
+        ? new https.Agent({ ...agentOptions, ...(options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : {}) })
+        : new http.Agent(agentOptions);
   }
 
   get isSelf(): boolean {
