@@ -81,6 +81,11 @@ export const TIDINGS_DEFAULTS = {
     /** First retry delay after a failed relay; doubles up to retryMaxMs. */
     retryMinMs: 250,
     retryMaxMs: 30_000,
+    /**
+     * Relay messages that came from a peer on to the other peers, as Aphlict does. Turn it
+     * off in a full mesh (every node lists every node) to save (n-1)^2 requests a message.
+     */
+    forward: true,
   },
   socketio: {
     /** Serve Socket.IO on the client port beside raw Aphlict sockets. */
@@ -139,6 +144,7 @@ export const configSchema = z
       timeoutMs: positiveInt.optional(),
       retryMinMs: positiveInt.optional(),
       retryMaxMs: positiveInt.optional(),
+      forward: z.boolean().optional(),
     }),
     socketio: section('socketio', {
       enabled: z.boolean().optional(),

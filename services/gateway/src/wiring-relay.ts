@@ -7,10 +7,10 @@ import { PeerRelay, type Relay } from '@tidings/relay';
 
 export function createRelayCollaborator(config: TidingsConfig, fingerprint: string, logger: Logger): Relay | undefined {
   if (config.cluster.length === 0) return undefined;
-  const { queueSize, timeoutMs, retryMinMs, retryMaxMs } = config.relay;
+  const { queueSize, timeoutMs, retryMinMs, retryMaxMs, forward } = config.relay;
   logger.info(
-    { peers: config.cluster.map((p) => `${p.protocol}://${p.host}:${p.port}`), queueSize, timeoutMs, retryMinMs, retryMaxMs },
+    { peers: config.cluster.map((p) => `${p.protocol}://${p.host}:${p.port}`), queueSize, timeoutMs, retryMinMs, retryMaxMs, forward },
     'relay: sending to cluster peers',
   );
-  return new PeerRelay({ peers: config.cluster, fingerprint, logger, queueSize, timeoutMs, retryMinMs, retryMaxMs });
+  return new PeerRelay({ peers: config.cluster, fingerprint, logger, queueSize, timeoutMs, retryMinMs, retryMaxMs, forward });
 }
