@@ -485,6 +485,26 @@ describe('gateway: client port', () => {
   });
 });
 
+describe('gateway: connection limit', () => {
+  it('refuses upgrades past limits.maxConnections with 503 and takes new ones once a socket left', async () => {
+    const gw = await startGateway({ limits: { maxConnections: 2 } });
+    try {
+      const a = await connect(gw.url('client'));
+      await connect(gw.url('client'));
+      await expect(connect(gw.url('client'))).rejects.toThrow(/503/);
+      const rejected = (await status(gw.url('admin')))['messages.rejected'] as Record<string, number>;
+      expect(rejected.connection_limit).toBe(1);
+      a.ws.close();
+      await a.closed;
+      await sleep(50);
+      const c = await connect(gw.url('client'));
+      await c.roundTrip();
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------- slow readers
 
 describe('gateway: slow readers', () => {
