@@ -38,7 +38,7 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   private connected = false;
   private everUp = false;
   private reportedDown = false;
-  private readonly canaries = new Map<string, (receivedAt: number) => void>();
+  private readonly canaries = new Map<string, (err: Error | null, receivedAt?: number) => void>();
   /** Counts for /status/ and metrics. */
   readonly stats = { published: 0, received: 0, echoesDropped: 0, malformed: 0 };
 
@@ -70,6 +70,8 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   }
 
   roundTrip(timeoutMs: number): Promise<number> {
+    // A down bus cannot prove delivery: say so at once instead of waiting for the timeout.
+    if (!this.connected) return Promise.reject(new BusError('BUS_DOWN', 'bus: not connected'));
     const nonce = randomBytes(8).toString('hex');
     const started = this.now();
     return new Promise<number>((resolve, reject) => {
@@ -77,18 +79,20 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
         this.canaries.delete(nonce);
         reject(new BusError('BUS_TIMEOUT', `bus: canary did not come back within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.canaries.set(nonce, (receivedAt) => {
+      const settle = (err: Error | null, receivedAt = 0) => {
         clearTimeout(timer);
         this.canaries.delete(nonce);
-        resolve(receivedAt - started);
-      });
-      if (!this.connected) return; // the timeout answers: a down bus cannot prove delivery
-      this.send(encodeCanary(this.nodeId, nonce), 'canary').catch((err: Error) => {
-        clearTimeout(timer);
-        this.canaries.delete(nonce);
-        reject(err);
-      });
+        if (err) reject(err);
+        else resolve(receivedAt - started);
+      };
+      this.canaries.set(nonce, settle);
+      this.send(encodeCanary(this.nodeId, nonce), 'canary').catch((err: Error) => settle(err));
     });
+  }
+
+  /** Rejects every canary in flight (the bus went down or is closing). */
+  protected failCanaries(error: Error): void {
+    for (const settle of [...this.canaries.values()]) settle(error);
   }
 
   /** Called by the backend with every text received on the channel. Never throws. */
@@ -101,7 +105,7 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
     }
     const { frame } = decoded;
     if (frame.o === this.nodeId) {
-      if (frame.t === 'canary') this.canaries.get(frame.n)?.(this.now());
+      if (frame.t === 'canary') this.canaries.get(frame.n)?.(null, this.now());
       else this.stats.echoesDropped++;
       return;
     }
@@ -131,6 +135,7 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   protected markDown(error: Error): void {
     this.connected = false;
     if (this.downSince === null) this.downSince = this.now();
+    this.failCanaries(error);
     if (this.reportedDown) return;
     this.reportedDown = true;
     this.logger.warn({ nodeId: this.nodeId, err: error.message }, 'bus: down, retrying');

@@ -47,6 +47,7 @@ export interface MemoryBusOptions extends BusBaseOptions {
 export class MemoryBus extends BusBase {
   private readonly hub: MemoryBusHub;
   private state: 'new' | 'running' | 'closed' = 'new';
+  private reachable = true;
 
   constructor(options: MemoryBusOptions) {
     super(options);
@@ -63,12 +64,20 @@ export class MemoryBus extends BusBase {
 
   close(): Promise<void> {
     this.state = 'closed';
+    this.failCanaries(new BusError('BUS_CLOSED', 'memory bus: closed'));
     this.hub.leave(this);
     return Promise.resolve();
   }
 
+  /** Simulates this node alone losing (false) or regaining (true) its connection. */
+  setReachable(reachable: boolean): void {
+    this.reachable = reachable;
+    this.hubChanged(this.hub.isUp);
+  }
+
   protected send(text: string): Promise<void> {
     if (this.state !== 'running') return Promise.reject(new BusError('BUS_CLOSED', 'memory bus: not running'));
+    if (!this.reachable) return Promise.reject(new BusError('BUS_DOWN', 'memory bus: node unreachable'));
     try {
       this.hub.broadcast(text);
       return Promise.resolve();
@@ -79,14 +88,14 @@ export class MemoryBus extends BusBase {
 
   /** @internal */
   receive(text: string): void {
-    if (this.state === 'running' && this.hub.isUp) this.onText(text);
+    if (this.state === 'running' && this.hub.isUp && this.reachable) this.onText(text);
   }
 
   /** @internal */
   hubChanged(up: boolean): void {
     if (this.state !== 'running') return;
-    if (up) this.markUp();
-    else this.markDown(new BusError('BUS_DOWN', 'memory bus: hub is down'));
+    if (up && this.reachable) this.markUp();
+    else this.markDown(new BusError('BUS_DOWN', up ? 'memory bus: node unreachable' : 'memory bus: hub is down'));
   }
 
   /** Delivers raw text as if it came from the channel (tests of malformed traffic). */

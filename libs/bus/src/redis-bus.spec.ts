@@ -90,6 +90,18 @@ describe('RedisBus', () => {
     expect(ms).toBeLessThan(1_000);
   });
 
+  it('times out a canary that Redis does not deliver in time', async () => {
+    const { bus } = createBus(redis.url, prefix(), 'a');
+    await bus.start();
+    const admin = new Redis(redis.url);
+    extra.push(admin);
+    // CLIENT PAUSE WRITE holds every PUBLISH (the canary's) until the pause ends.
+    await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+    await expect(bus.roundTrip(100)).rejects.toThrow(/canary did not come back within 100 ms|PUBLISH timed out/);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await bus.roundTrip(1_000)).toBeGreaterThanOrEqual(0);
+  });
+
   it('logs and drops malformed messages on the channel and keeps working', async () => {
     const p = prefix();
     const { bus, got } = createBus(redis.url, p, 'a');

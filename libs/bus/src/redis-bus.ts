@@ -133,6 +133,7 @@ export class RedisBus extends BusBase {
   private async doClose(): Promise<void> {
     const wasRunning = this.state === 'running';
     this.state = 'closing';
+    this.failCanaries(new BusError('BUS_CLOSED', 'redis bus: closed'));
     if (wasRunning && this.subscriber.status === 'ready') {
       await withTimeout(this.subscriber.unsubscribe(this.channel), this.options.commandTimeoutMs, 'redis bus: UNSUBSCRIBE').catch(
         () => undefined,
