@@ -1,7 +1,8 @@
 /**
  * Nodes whose Redis is down when they start: they start anyway, say so in logs and
  * /status/, serve local sockets and the relay, answer publishes 503 history_unavailable
- * quickly, keep retrying, and once Redis is up deliver across nodes and replay.
+ * quickly, keep retrying, and once Redis is up deliver across nodes and replay. A retry
+ * of a refused message is then stored (200) without being delivered twice.
  */
 import { getStatus, notification, post, sleep, startRedis, type GatewayProcess, type RedisHandle, type TestSocket } from '@tidings/testing';
 import { keysOf, startBusNodes, subscribedSocket, uniquePrefix } from '../support/redis-cluster';
@@ -88,6 +89,18 @@ describe('redis down at start', () => {
     expect(keysOf(onB)).toEqual([early.key, later.key]);
     // The early message never reached shared history (it was answered 503).
     expect(keysOf(replayer)).toEqual([later.key]);
+
+    // The publisher retries the refused message: it is stored now (200), not delivered twice.
+    expect((await post(a.adminUrl, early)).status).toBe(200);
+    const second = await subscribedSocket(b.clientUrl, [PHID]);
+    sockets.push(second);
+    second.send('replay', { age: 60_000 });
+    await second.waitFor(() => keysOf(second).length >= 2, 5_000, 'replay with the retried message');
+    await sleep(200);
+    await Promise.all([onA, onB, second].map((s) => s.roundTrip()));
+    expect(keysOf(second)).toEqual([early.key, later.key]);
+    expect(keysOf(onA)).toEqual([early.key, later.key]);
+    expect(keysOf(onB)).toEqual([early.key, later.key]);
     for (const n of nodes) expect(n.child.exitCode).toBeNull();
   });
 });

@@ -61,6 +61,11 @@ export class TidingsNode {
   private readonly historyMaxAgeMs: number;
   private readonly totals = new Map<string, number>();
   private readonly extra: ExtraDelivery[] = [];
+  /**
+   * Messages delivered here whose history append failed (answered 503). A retry of the same
+   * id is not delivered again but must still be stored before it may be answered 200.
+   */
+  private readonly unstored = new Map<string, Envelope>();
 
   constructor(options: NodeOptions) {
     this.fingerprint = options.fingerprint ?? createFingerprint();
@@ -102,24 +107,39 @@ export class TidingsNode {
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
     if (!this.seen.markNew(instance, id)) {
       this.counters.duplicatesDropped++;
+      const pending = this.unstored.get(`${instance}\u0000${id}`);
+      if (pending) await this.store(pending);
       return { status: 'duplicate', id };
     }
     // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
     message.touched = [...touched, this.fingerprint];
     const envelope = envelopeOf(instance, id, message, this.now());
-    const stored = this.appendToHistory(envelope);
+    const stored = this.store(envelope);
     this.deliver(envelope);
     const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
     this.relay?.send(envelope, message.touched);
     try {
       await stored;
-    } catch (err) {
-      throw new HistoryUnavailableError(`history: ${(err as Error).message}`);
     } finally {
       // A bus failure is logged, not thrown: the bus has its own state in /status/ and readiness.
       published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
     }
     return { status: 'accepted', id };
+  }
+
+  /** Appends to history; on failure remembers the envelope so a retry of its id can store it. */
+  private async store(envelope: Envelope): Promise<void> {
+    const key = `${envelope.instance}\u0000${envelope.id}`;
+    try {
+      await this.appendToHistory(envelope);
+      this.unstored.delete(key);
+    } catch (err) {
+      this.unstored.delete(key);
+      this.unstored.set(key, envelope);
+      // Bounded: the oldest failures are forgotten first.
+      if (this.unstored.size > 10_000) this.unstored.delete(this.unstored.keys().next().value as string);
+      throw new HistoryUnavailableError(`history: ${(err as Error).message}`);
+    }
   }
 
   /** Appends to history, timing it for the metrics when anyone listens (with Redis this is the ack latency). */
