@@ -99,7 +99,7 @@ export class Gateway {
     }
     if (options.bus) {
       const bus = options.bus;
-      this.status.add('bus', () => ({ connected: bus.isConnected, nodeId: bus.nodeId }));
+      this.status.add('bus', () => ({ connected: bus.isConnected, nodeId: bus.nodeId, ...bus.describe?.() }));
     }
     this.clientServer = new ClientServer({
       node: this.node,
