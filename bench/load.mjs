@@ -82,10 +82,10 @@ export async function connectGroup(workers, group, concurrency = 100) {
 
 /**
  * Publishes `rate` messages per second for `seconds` (round robin over `targets`, each an
- * admin port), addressed to 5 random PHIDs of the group, then waits for the deliveries.
+ * admin port), addressed to 5 (phidsPerMessage) random PHIDs of the group, then waits for the deliveries.
  * Returns the figures of the phase. CPU is read from every node over the phase only.
  */
-export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label }) {
+export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label, phidsPerMessage = 5 }) {
   await Promise.all(workers.map((w) => w.ask({ type: 'reset' }, 'reset')));
   const total = Math.max(1, Math.round(rate * seconds));
   const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 16 }));
@@ -97,32 +97,18 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
   let publishErrors = 0;
   let firstError = null;
   let lagged = 0;
+  let retries = 0;
   const maxInflight = 512;
 
-  const publishOne = (seq) => {
-    const t = seq % targets.length;
-    const picks = pickDistinct(group.random, group.count, 5).map((k) => `PHID-USER-${String(k).padStart(20, '0')}`);
-    const recipients = new Set();
-    for (const p of picks) for (const id of group.listeners.get(p) ?? []) recipients.add(id);
-    expected.set(seq, recipients.size);
-    expectedTotal += recipients.size;
-    const body = JSON.stringify({
-      type: 'notification',
-      key: String(seq),
-      subscribers: picks,
-      uniqueID: `bench${String(seq).padStart(27, '0')}`,
-      seq,
-      via: nodes.indexOf(targets[t]),
-      sentAt: nowMicros(),
-    });
-    inflight++;
+  /** POSTs one body; a keep-alive socket the server closed just then is retried once (Node's advice). */
+  const post = (t, instance, body, retried) => {
     const req = http.request(
       {
         agent: agents[t],
         host: '127.0.0.1',
         port: targets[t].adminPort,
         method: 'POST',
-        path: `/?instance=${encodeURIComponent(group.instance)}`,
+        path: `/?instance=${encodeURIComponent(instance)}`,
         headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
       },
       (res) => {
@@ -138,12 +124,37 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
       },
     );
     req.on('error', (err) => {
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
+        retries++;
+        post(t, instance, body, true);
+        return;
+      }
       inflight--;
       answered++;
       publishErrors++;
       firstError ??= err.message;
     });
     req.end(body);
+  };
+
+  const publishOne = (seq) => {
+    const t = seq % targets.length;
+    const picks = pickDistinct(group.random, group.count, phidsPerMessage).map((k) => `PHID-USER-${String(k).padStart(20, '0')}`);
+    const recipients = new Set();
+    for (const p of picks) for (const id of group.listeners.get(p) ?? []) recipients.add(id);
+    expected.set(seq, recipients.size);
+    expectedTotal += recipients.size;
+    const body = JSON.stringify({
+      type: 'notification',
+      key: String(seq),
+      subscribers: picks,
+      uniqueID: `bench${String(seq).padStart(27, '0')}`,
+      seq,
+      via: nodes.indexOf(targets[t]),
+      sentAt: nowMicros(),
+    });
+    inflight++;
+    post(t, group.instance, body, false);
   };
 
   const cpu0 = nodes.map((n) => n.cpuMicros());
@@ -207,6 +218,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     published: sent,
     publishRate: (sent / publishMs) * 1000,
     publishErrors,
+    retries,
     firstError,
     lagged,
     expectedDeliveries: expectedTotal,
@@ -216,7 +228,8 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     duplicates,
     misdelivered: Math.max(misdelivered, extra),
     latency,
-    cpuPerMessage: nodes.map((n, i) => (cpu1[i] - cpu0[i]) / Math.max(1, sent)),
+    cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
+    systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
     nextSeq: seq0 + sent,
   };
 }

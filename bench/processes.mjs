@@ -18,14 +18,12 @@ export const GATEWAY_MAIN = join(ROOT, 'services/gateway/dist/main.js');
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/PID/stat. */
 export const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-/** CPU time (user + system) a process has used, in microseconds. */
+/** CPU time a process has used, in microseconds: {user, system} (utime, stime). */
 export function cpuMicros(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start at state, field 3.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1e6) / CLOCK_TICKS;
+  return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, system: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
 }
 
 /** Resident set size of a process, in bytes. */
@@ -65,7 +63,7 @@ export function freePort() {
  * Starts one gateway node. `config` is merged over client and admin servers on 127.0.0.1
  * (port 0 unless given). Resolves once its log says 'gateway started'.
  */
-export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {} } = {}) {
+export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {}, nodeArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-'));
   const file = join(dir, 'aphlict.json');
   writeFileSync(
@@ -78,7 +76,7 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
       ...config,
     }),
   );
-  const child = spawn(process.execPath, [GATEWAY_MAIN, `--config=${file}`], {
+  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_MAIN, `--config=${file}`], {
     env: { ...process.env, TIDINGS_SHUTDOWN_DRAIN_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     seed: { type: 'string', default: '42' },
     'sio-client': { type: 'string', default: 'auto' },
+    profile: { type: 'string' },
+    'phids-per-message': { type: 'string', default: '5' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -45,7 +47,9 @@ if (args.help) {
   --layouts LIST       cluster layouts: redis,relay,both (redis,relay)
   --workers W          client worker processes (2)
   --seed N             PRNG seed of subscriptions and addressees (42)
-  --sio-client KIND    auto (socket.io-client when installed) or minimal`);
+  --sio-client KIND    auto (socket.io-client when installed) or minimal
+  --phids-per-message K  PHIDs each message is addressed to (5; 0 measures the publish path alone)
+  --profile DIR        write a V8 CPU profile of each gateway into DIR (--cpu-prof)`);
   process.exit(0);
 }
 
@@ -66,10 +70,11 @@ function describe(r) {
   const groups = Object.entries(r.latency)
     .map(([g, l]) => `${g} p50 ${fmt(l.p50 / 1000, 2)} ms, p99 ${fmt(l.p99 / 1000, 2)} ms, max ${fmt(l.max / 1000, 1)} ms (${l.count})`)
     .join('; ');
-  line(`  published ${r.published} at ${fmt(r.publishRate, 0)}/s (target ${r.rateTarget}/s${r.lagged ? `, ${r.lagged} ticks behind` : ''}), publish errors ${r.publishErrors}${r.firstError ? ` (${r.firstError})` : ''}`);
+  line(`  published ${r.published} at ${fmt(r.publishRate, 0)}/s (target ${r.rateTarget}/s${r.lagged ? `, ${r.lagged} ticks behind` : ''}), publish errors ${r.publishErrors}${r.retries ? ` (${r.retries} retried after a keep-alive reset)` : ''}${r.firstError ? ` (${r.firstError})` : ''}`);
   line(`  deliveries ${r.deliveries}/${r.expectedDeliveries} (${fmt(r.deliveriesPerSecond, 0)}/s), lost ${r.lost}, duplicates ${r.duplicates}, misdelivered ${r.misdelivered}`);
   line(`  latency: ${groups || 'none'}`);
-  line(`  gateway CPU per published message: ${r.cpuPerMessage.map((c) => `${fmt(c, 0)} us`).join(', ')} (per node)`);
+  const cpu = r.cpuPerMessage.map((c, i) => `${fmt(c, 0)} us (system ${fmt(r.systemPerMessage[i], 0)})`).join(', ');
+  line(`  gateway CPU per published message: ${cpu}${r.cpuPerMessage.length > 1 ? ' (per node)' : ''}`);
 }
 
 /** p50/p99 of a phase's deliveries: the named group, or all groups pooled by weight. */
@@ -91,7 +96,8 @@ async function withGateways(count, configFor, fn) {
   const nodes = [];
   try {
     for (let i = 0; i < count; i++) {
-      const node = await startGateway({ name: `node${i}`, ...(await configFor(i)) });
+      const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+      const node = await startGateway({ name: `node${i}`, nodeArgs, ...(await configFor(i)) });
       started.push(node);
       nodes.push(node);
     }
@@ -124,7 +130,7 @@ async function singleNode({ connections, rate, seconds, label }) {
       const rss1 = await settleRss(nodes[0]);
       const rssPerConnection = (rss1 - rss0) / connections;
       line(`  connected and subscribed in ${connectMs} ms; RSS ${fmt(rss0 / 1048576, 1)} MiB -> ${fmt(rss1 / 1048576, 1)} MiB: ${fmt(rssPerConnection / 1024, 2)} KiB per idle connection`);
-      const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds, seq0: seq, label });
+      const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds, seq0: seq, label, phidsPerMessage: num(args['phids-per-message'], 5) });
       seq = r.nextSeq;
       describe(r);
       r.rssPerConnection = rssPerConnection;

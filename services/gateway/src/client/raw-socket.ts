@@ -9,6 +9,33 @@ import type { TidingsNode } from '../node';
 
 const PONG = Buffer.from(PONG_FRAME);
 
+/** The parts of ws's Sender used to write a frame built once for many sockets (not in @types/ws). */
+interface FrameSender {
+  _state: number;
+  sendFrame(list: Buffer[], cb?: () => void): void;
+}
+const { Sender } = WebSocket as unknown as {
+  Sender: { frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
+};
+/** ws's Sender state when nothing (compression, a blob read) is queued ahead of a write. */
+const SENDER_IDLE = 0;
+
+/**
+ * The hub hands the same payload Buffer to every recipient of a message in one synchronous
+ * loop, so a one-entry cache lets the whole WebSocket frame (header + payload) be built once
+ * per message and written to each socket as one buffer: no header allocated per socket and
+ * one write(2) instead of a corked writev(2). Engine.io does the same (`wsPreEncodedFrame`).
+ */
+let framedPayload: Buffer | undefined;
+let framed: Buffer[] = [];
+function preEncoded(payload: Buffer): Buffer[] {
+  if (payload !== framedPayload) {
+    framedPayload = payload;
+    framed = [Buffer.concat(Sender.frame(payload, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }))];
+  }
+  return framed;
+}
+
 export interface RawSocketOptions {
   maxBufferedBytes: number;
 }
@@ -31,7 +58,10 @@ export class RawSocket implements HubMember {
   send(frame: Buffer): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(frame, { binary: false });
+    // perMessageDeflate is off, so the sender is idle unless a write is queued behind state.
+    const sender = (ws as unknown as { _sender?: FrameSender })._sender;
+    if (sender && sender._state === SENDER_IDLE) sender.sendFrame(preEncoded(frame));
+    else ws.send(frame, { binary: false });
     if (ws.bufferedAmount > this.options.maxBufferedBytes) {
       // Terminate rather than close: a close frame would queue behind the same backlog.
       this.node.counters.slowReaderCloses++;
