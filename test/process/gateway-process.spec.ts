@@ -2,11 +2,12 @@
  * The `tidings` process: config checks, signals, pidfile, log files. Real processes from
  * services/gateway/dist/main.js (run `npx nx run-many -t build` first).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
 import { loadConfig } from '@tidings/gateway';
 import { resolveConfig } from '@tidings/protocol';
 import { GATEWAY_MAIN, connectSocket, getStatus, notification, post, sleep, spawnGateway, type GatewayProcess } from '@tidings/testing';
@@ -84,6 +85,51 @@ describe('tidings --test=true', () => {
     const res = await run([`--config=${configFile({ servers: [] })}`]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/servers/);
+  });
+});
+
+describe('tidings --test=true with TLS files', () => {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const servers = (key: string, cert: string) => ({
+    servers: [
+      { type: 'client', port: 0, listen: '127.0.0.1', 'ssl.key': join(dir, key), 'ssl.cert': join(dir, cert) },
+      { type: 'admin', port: 0, listen: '127.0.0.1' },
+    ],
+  });
+
+  beforeAll(() => {
+    for (const name of ['one', 'two']) {
+      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1');
+    }
+    writeFileSync(join(dir, 'garbage.pem'), 'not a certificate\n');
+  });
+
+  it('exits 0 when the key and certificate files are readable and match', async () => {
+    expect((await run([`--config=${configFile(servers('one.key', 'one.pem'))}`, '--test=true'])).code).toBe(0);
+  });
+
+  it.each([
+    ['a key file that does not exist', 'missing.key', 'one.pem', /servers\[0\]\.ssl\.key: cannot read/],
+    ['a certificate file that does not exist', 'one.key', 'missing.pem', /servers\[0\]\.ssl\.cert: cannot read/],
+    ['a key that does not match the certificate', 'one.key', 'two.pem', /servers\[0\]: ssl\.key and ssl\.cert/],
+    ['a certificate that is not PEM', 'one.key', 'garbage.pem', /servers\[0\]: ssl\.key and ssl\.cert/],
+  ])('exits 1 naming the server on %s', async (_what, key, cert, pattern) => {
+    const res = await run([`--config=${configFile(servers(key, cert))}`, '--test=true']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(pattern);
+  });
+
+  it('serves wss from the checked files', async () => {
+    const gw = await spawnGateway({ config: servers('one.key', 'one.pem') });
+    running.push(gw);
+    expect(gw.logs.find((l) => l.msg === 'client server listening')?.tls).toBe(true);
+    const ws = new WebSocket(`wss://127.0.0.1:${gw.clientPort}/`, { ca: readFileSync(join(dir, 'one.pem')) });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.close();
   });
 });
 

@@ -1,5 +1,6 @@
 /** Reads the config file and the environment once, into typed options. */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { ConfigError, resolveConfig, type ServerConfig, type TidingsConfig } from '@tidings/protocol';
 
 export { ConfigError, type TidingsConfig };
@@ -43,4 +44,21 @@ export function readTls(server: ServerConfig, index: number): TlsFiles | null {
   let cert = read('ssl.cert');
   if (server['ssl.chain']) cert = Buffer.concat([cert, Buffer.from('\n'), read('ssl.chain')]);
   return { key, cert };
+}
+
+/**
+ * Reads every server's TLS files and checks that each key and certificate form a usable
+ * pair, so `--test=true` catches what would stop the servers from starting (as Aphlict's
+ * --test reads the files too). Throws ConfigError naming the server.
+ */
+export function checkTlsFiles(config: TidingsConfig): void {
+  config.servers.forEach((server, index) => {
+    const tls = readTls(server, index);
+    if (!tls) return;
+    try {
+      createSecureContext({ key: tls.key, cert: tls.cert });
+    } catch (err) {
+      throw new ConfigError(`servers[${index}]: ssl.key and ssl.cert are not a usable pair: ${(err as Error).message}`);
+    }
+  });
 }

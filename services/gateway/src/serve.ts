@@ -4,7 +4,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, checkTlsFiles, loadConfig } from './config';
 import { createLogging } from './logging';
 import { Gateway } from './gateway';
 import { createCollaborators } from './wiring';
@@ -19,6 +19,7 @@ export async function serve(args: ServeArgs): Promise<void> {
   let config;
   try {
     config = loadConfig(args.config);
+    checkTlsFiles(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tidings: bad configuration: ${err.message}\n`);
