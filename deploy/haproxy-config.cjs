@@ -26,11 +26,17 @@
  * @property {number} [maxconn] connections HAProxy accepts at once; default: what the
  *   process's file descriptor limit allows (HAProxy refuses to start above it)
  * @property {string} [header] a comment put at the top
+ * @property {boolean} [failOpen=true] list every gateway again as an unchecked backup server,
+ *   used only when no gateway is ready: if Redis fails for the whole cluster, nodes still
+ *   serve their own sockets and the Aphlict relay rather than HAProxy answering 503 to all
  */
 
 /** @param {HaproxyOptions} o */
 function haproxyConfig(o) {
   const inter = o.checkIntervalMs ?? 1000;
+  const failOpen = o.failOpen ?? true;
+  const backups = (port) =>
+    failOpen ? ['    option allbackups', ...o.gateways.map((g) => `    server ${g.name}-open ${g.host}:${port(g)} backup`)] : [];
   const lines = [];
   const add = (...l) => lines.push(...l);
   if (o.header) add(...o.header.split('\n').map((l) => `# ${l}`.trimEnd()), '');
@@ -73,6 +79,7 @@ function haproxyConfig(o) {
     '    http-check send meth GET uri /readyz',
     '    http-check expect status 200',
     ...o.gateways.map((g) => `    server ${g.name} ${g.host}:${g.clientPort} check port ${g.adminPort}`),
+    ...backups((g) => g.clientPort),
     '',
     'frontend tidings_admin',
     `    bind ${o.adminBind}`,
@@ -84,6 +91,7 @@ function haproxyConfig(o) {
     '    http-check send meth GET uri /readyz',
     '    http-check expect status 200',
     ...o.gateways.map((g) => `    server ${g.name} ${g.host}:${g.adminPort} check`),
+    ...backups((g) => g.adminPort),
     '',
   );
   if (o.statsBind) {

@@ -124,8 +124,16 @@ describe('docker-compose.yml', () => {
     }
     expect(clients).toContain('balance leastconn');
     const servers = (lines: string[]) => lines.filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/));
-    expect(servers(clients).map((w) => [w[2], w.slice(3).join(' ')])).toEqual(gateways.map((g) => [`${g}:22280`, 'check port 22281']));
-    expect(servers(admin).map((w) => [w[2], w.slice(3).join(' ')])).toEqual(gateways.map((g) => [`${g}:22281`, 'check']));
+    // Checked servers, then the same gateways as unchecked backups (fail open when none is ready).
+    expect(servers(clients).map((w) => [w[2], w.slice(3).join(' ')])).toEqual([
+      ...gateways.map((g) => [`${g}:22280`, 'check port 22281']),
+      ...gateways.map((g) => [`${g}:22280`, 'backup']),
+    ]);
+    expect(servers(admin).map((w) => [w[2], w.slice(3).join(' ')])).toEqual([
+      ...gateways.map((g) => [`${g}:22281`, 'check']),
+      ...gateways.map((g) => [`${g}:22281`, 'backup']),
+    ]);
+    expect(clients).toContain('option allbackups');
     // The frontends bind the container ports compose publishes.
     const published = services.haproxy.ports!.map((p) => port(p).container);
     for (const [frontend, portNumber] of [['frontend tidings_clients', 22280], ['frontend tidings_admin', 22281], ['frontend stats', 8404]] as const) {
