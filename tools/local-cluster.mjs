@@ -222,5 +222,7 @@ process.stdout.write(
       .join('') +
     `\nTry:  node services/gateway/dist/main.js notify --admin http://127.0.0.1:${ports.admin} --subscribers PHID-USER-demo\n` +
     `      node services/gateway/dist/main.js status --admin http://127.0.0.1:${ports.gateways[0].adminPort}\n` +
-    `Configs and logs: ${dir}\nCtrl-C stops everything.\n`,
+    `Configs and logs: ${dir}\n` +
+    `pids: ${started.map((s) => `${s.name}=${s.child.pid}`).join(' ')}\n` +
+    'Ctrl-C stops everything.\n',
 );
