@@ -108,6 +108,7 @@ export class Gateway {
       maxBufferedBytes: config.limits.maxBufferedBytes,
       maxConnections: config.limits.maxConnections,
       foreignPathPrefix: config.socketio.enabled ? config.socketio.path : undefined,
+      otherConnections: () => this.socketio?.connectionCount ?? 0,
     });
     if (config.socketio.enabled) {
       const socketio = new SocketIoServer({

@@ -17,6 +17,8 @@ export interface ClientServerOptions {
   maxBufferedBytes: number;
   /** 0: no limit. */
   maxConnections: number;
+  /** Connections of other transports on this node (Socket.IO), counted against maxConnections too. */
+  otherConnections?: () => number;
   /** Upgrades on this path prefix belong to another transport and are left alone. */
   foreignPathPrefix?: string;
 }
@@ -115,8 +117,8 @@ export class ClientServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.isForeign(req)) return;
-    const { node, logger, maxConnections } = this.options;
-    if (!this.accepting || (maxConnections > 0 && this.sockets.size >= maxConnections)) {
+    const { node, logger, maxConnections, otherConnections } = this.options;
+    if (!this.accepting || (maxConnections > 0 && this.sockets.size + (otherConnections?.() ?? 0) >= maxConnections)) {
       const why = this.accepting ? 'too many connections' : 'shutting down';
       node.counters.reject(this.accepting ? 'connection_limit' : 'draining');
       logger.warn({ remote: req.socket.remoteAddress }, `connection refused: ${why}`);

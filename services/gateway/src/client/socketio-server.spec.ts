@@ -260,6 +260,7 @@ describe('socket.io limits', () => {
     const a = await connectSio(gw.url('client'));
     await connectRaw(gw.url('client'));
     await expect(connectSio(gw.url('client'))).rejects.toThrow(/too many connections/);
+    await expect(connectSocket(gw.url('client'))).rejects.toThrow(/503/);
     a.close();
   });
 
