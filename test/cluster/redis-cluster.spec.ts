@@ -25,7 +25,10 @@ const prefix = uniquePrefix('redis-cluster');
 
 beforeAll(async () => {
   cluster = await startRedisCluster(3);
-  nodes = await startBusNodes(2, { redis: { clusterNodes: cluster.nodes, keyPrefix: prefix } });
+  nodes = await startBusNodes(2, {
+    redis: { clusterNodes: cluster.nodes, keyPrefix: prefix },
+    config: { health: { canaryIntervalMs: 200, canaryMaxAgeMs: 1_000 } },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -34,9 +37,21 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 describe('redis cluster', () => {
   it('two gateways deliver across nodes exactly once, and replay from shared history', async () => {
-    for (const n of nodes) expect(((await getStatus(n.adminUrl)).bus as { connected: boolean }).connected).toBe(true);
+    // A node may see the cluster's connection pool flap while slots are first loaded: it
+    // reports down, reconnects and resubscribes by itself.
+    for (const n of nodes) await until(async () => ((await getStatus(n.adminUrl)).bus as { connected: boolean }).connected, 10_000, 'bus up');
+    // Ready: a canary made the round trip through the cluster.
+    for (const n of nodes) await until(async () => (await fetch(`${n.adminUrl}/readyz`)).status === 200, 5_000, 'ready');
     const onA = await subscribedSocket(nodes[0].clientUrl, [PHID]);
     const onB = await subscribedSocket(nodes[1].clientUrl, [PHID]);
     sockets.push(onA, onB);

@@ -94,16 +94,26 @@ export class RedisBus extends BusBase {
       this.logger.debug({ err: err.message }, 'bus: redis error');
       if (!this.isConnected) this.markDown(err);
     });
-    const first = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.options.startTimeoutMs);
+    // Resolve once both connections are usable (or the first attempt failed, or the
+    // timeout passed): a node must start, with or without Redis.
+    const subscribed = new Promise<void>((resolve) => {
       const done = () => {
-        clearTimeout(timer);
         this.off('up', done);
         this.off('down', done);
         resolve();
       };
-      this.once('up', done);
-      this.once('down', done);
+      this.on('up', done);
+      this.on('down', done);
+    });
+    const clientReady = new Promise<void>((resolve) => {
+      if (this.client.status === 'ready') return resolve();
+      const done = () => {
+        this.client.off('ready', done);
+        this.client.off('error', done);
+        resolve();
+      };
+      this.client.on('ready', done);
+      this.client.on('error', done);
     });
     // The command connection is lazy too; with the offline queue off it must be connected here.
     if (this.client.status === 'wait') this.client.connect().catch(() => undefined);
@@ -111,7 +121,12 @@ export class RedisBus extends BusBase {
     else if (sub.status === 'wait') {
       sub.connect().catch((err: Error) => this.markDown(err));
     }
-    await first;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([subscribed, clientReady]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.startTimeoutMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   override async publish(message: Envelope): Promise<void> {
