@@ -193,6 +193,13 @@ describe('client, transport specifics', () => {
     }
   });
 
+  it('refuses what is not a client URL at once, and an unknown transport', () => {
+    expect(() => connect('not a url')).toThrow();
+    expect(() => connect('ftp://h/')).toThrow(/ws, wss, http or https/);
+    expect(() => connect([])).toThrow(/no URL/);
+    expect(() => connect('ws://h/', { transport: 'carrier-pigeon' as never })).toThrow(/unknown transport/);
+  });
+
   it('aphlict: puts the instance in the path as Aphlict reads it, keeping a deployment prefix', async () => {
     const { aphlictUrl } = await import('./index');
     expect(aphlictUrl('ws://h:1', 'acme')).toBe('ws://h:1/~acme/');

@@ -89,6 +89,10 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     super();
     this.urls = typeof url === 'string' ? [url] : [...url];
     if (!this.urls.length) throw new Error('tidings client: no URL given');
+    for (const u of this.urls) {
+      const protocol = new URL(u).protocol; // throws on what is not a URL
+      if (!/^(wss?|https?):$/.test(protocol)) throw new Error(`tidings client: ${u}: use ws, wss, http or https`);
+    }
     this.options = options;
     this.instance = options.instance || DEFAULT_INSTANCE;
     this.transportName = options.transport ?? 'aphlict';
