@@ -57,7 +57,8 @@ export async function notifyCommand(args: NotifyArgs, out: NodeJS.WritableStream
   const admin = parseAdminUrl(args.admin);
   const timeoutMs = positiveInt('--timeout', args.timeout);
   const message = buildMessage(args);
-  const instance = args.instance ?? 'default';
+  // Absent or empty both mean the default instance (DESIGN.md section 1).
+  const instance = args.instance || 'default';
   const res = await adminRequest(admin, '/', { method: 'POST', body: JSON.stringify(message), instance, timeoutMs });
   if (res.status !== 200) throw new CommandError(`${admin.origin} refused the message: ${describeErrorAnswer(res)}`);
   const receipt = res.json as { fingerprint?: unknown } | undefined;

@@ -31,7 +31,7 @@ const KNOWN = new Set([
   'instance', 'uptime', 'clients.active', 'clients.total', 'messages.in', 'messages.out', 'version',
   'history.size', 'history.age', 'tidings.version', 'fingerprint', 'clients.node.active', 'clients.slowReaderCloses',
   'messages.duplicatesDropped', 'messages.touchedDropped', 'messages.fromBus', 'messages.replays', 'messages.rejected',
-  'history.error', 'relay.peers', 'bus', 'canary', 'ready',
+  'history.error', 'relay.peers', 'bus', 'canary', 'ready', 'socketio',
 ]);
 
 const num = (v: unknown) => (typeof v === 'number' ? String(v) : v === undefined || v === null ? '-' : JSON.stringify(v));
@@ -69,6 +69,16 @@ export function formatStatus(origin: string, status: Json, readiness: Json | nul
   if (canary) {
     const rt = typeof canary.lastRoundTripMs === 'number' ? `last round trip ${canary.lastRoundTripMs.toFixed(2)} ms` : 'none came back yet';
     add('bus canary', `${rt}; ${num(canary.sent)} sent, ${num(canary.failed)} failed${canary.lastError ? `; last error: ${String(canary.lastError)}` : ''}`);
+  }
+  const sio = status.socketio as Json | undefined;
+  if (sio && typeof sio === 'object') {
+    add(
+      'socket.io',
+      sio.enabled === false
+        ? 'off'
+        : `${num(sio.active)} active on the node at ${String(sio.path ?? '/socket.io/')}, adapter ${String(sio.adapter ?? '-')}, ` +
+            `${num(sio.deliveries)} delivered, ${num(sio.replays)} replays`,
+    );
   }
   const peers = status['relay.peers'];
   if (Array.isArray(peers)) {
