@@ -71,7 +71,20 @@ export async function serve(args: ServeArgs): Promise<void> {
     process.exit(1);
   }
 
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      // A second Ctrl-C means "now"; a repeated SIGTERM (process managers send several) waits for the drain.
+      if (signal === 'SIGINT') {
+        logger.warn({ signal }, 'second signal: exiting without finishing the drain');
+        removePidfile();
+        logging.close();
+        process.exit(1);
+      }
+      logger.info({ signal }, 'already shutting down');
+      return;
+    }
+    stopping = true;
     // SIGTERM drains over the configured window; SIGINT (Ctrl-C) closes at once.
     const drainMs = signal === 'SIGTERM' ? config.shutdown.drainMs : 0;
     logger.info({ signal, drainMs }, 'shutting down');
@@ -90,6 +103,6 @@ export async function serve(args: ServeArgs): Promise<void> {
         process.exit(0);
       });
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
