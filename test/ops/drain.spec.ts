@@ -40,6 +40,8 @@ describe('drain on SIGTERM', () => {
     expect(Date.now() - t0).toBeLessThan(500);
     expect((await fetch(`${gateway.adminUrl}/healthz`)).status).toBe(200);
     await expect(connectSocket(gateway.clientUrl)).rejects.toThrow();
+    // Process managers may signal again: a repeated SIGTERM does not cut the drain short.
+    gateway.child.kill('SIGTERM');
 
     // Publishes during the drain are still accepted and reach the sockets not closed yet.
     const during = await post(gateway.adminUrl, notification(['PHID-USER-drain']));
@@ -58,6 +60,7 @@ describe('drain on SIGTERM', () => {
     const logs = gateway.logs.map((l) => l.msg);
     expect(logs).toContain('shutting down');
     expect(logs).toContain('gateway closed');
+    expect(logs).toContain('already shutting down');
   });
 
   it('drain - SIGINT closes at once with 1001 and exits 0', async () => {
