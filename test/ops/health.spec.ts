@@ -191,6 +191,13 @@ describe('health endpoints', () => {
     expect(status.canary.lastOkAt).toBeNull();
   });
 
+  it('health - a canary age limit below its interval is refused, naming the config keys', () => {
+    const cfg = config({ health: { canaryIntervalMs: 500, canaryMaxAgeMs: 100 } });
+    expect(() => new Gateway({ config: cfg, logger: silentLogger, bus: new StoppableBus(new Wire()) })).toThrow(
+      'health.canaryMaxAgeMs (100) must be at least health.canaryIntervalMs (500)',
+    );
+  });
+
   it('drain - close() turns readiness false at once, /healthz stays 200, new sockets are refused, and open ones get 1001', async () => {
     const g = await start();
     const admin = g.url('admin');

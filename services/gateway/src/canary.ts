@@ -43,11 +43,14 @@ export class BusCanary {
   private readonly onUp = () => this.runSoon(0);
 
   constructor(options: BusCanaryOptions) {
+    // Named by their config keys: these come straight from health.* in the config.
     if (options.intervalMs <= 0 || options.maxAgeMs <= 0) {
-      throw new Error('BusCanary: intervalMs and maxAgeMs must be positive');
+      throw new Error('health.canaryIntervalMs and health.canaryMaxAgeMs must be positive');
     }
     if (options.maxAgeMs < options.intervalMs) {
-      throw new Error(`BusCanary: maxAgeMs (${options.maxAgeMs}) must be at least intervalMs (${options.intervalMs})`);
+      throw new Error(
+        `health.canaryMaxAgeMs (${options.maxAgeMs}) must be at least health.canaryIntervalMs (${options.intervalMs}), or a healthy node would flap`,
+      );
     }
     this.options = {
       timeoutMs: Math.min(options.maxAgeMs, 5_000),
