@@ -35,7 +35,9 @@ interface Frame {
 class RollingClient {
   readonly frames: Frame[] = [];
   readonly closes: { code: number; at: number }[] = [];
+  /** Connections that opened (attempts HAProxy refused while a node was going away are not counted). */
   connections = 0;
+  private attempts = 0;
   private ws?: WebSocket;
   private stopped = false;
   private replaying = false;
@@ -45,12 +47,13 @@ class RollingClient {
 
   connect(): Promise<void> {
     return new Promise((resolve) => {
-      const connection = ++this.connections;
+      const connection = ++this.attempts;
       const ws = new WebSocket(this.url);
       this.ws = ws;
       let opened = false;
       ws.on('open', () => {
         opened = true;
+        this.connections++;
         ws.send(JSON.stringify({ command: 'subscribe', data: [PHID] }));
         if (this.lastDownAt !== null) {
           // Ask for what was published since the connection dropped, with a margin.
