@@ -45,6 +45,8 @@ export class HistoryUnavailableError extends Error {
 /** Another transport's delivery (Socket.IO rooms) beside the raw-socket hub. */
 export interface ExtraDelivery {
   deliver(message: Envelope): number;
+  /** Instances this transport has sockets for now (backfill covers them too). */
+  instances(): Iterable<string>;
 }
 
 export class TidingsNode {
@@ -215,7 +217,9 @@ export class TidingsNode {
     const from = downSince === null ? this.now() - this.historyMaxAgeMs : downSince - 5_000;
     let delivered = 0;
     try {
-      for (const instance of this.hub.instances()) {
+      const instances = new Set(this.hub.instances());
+      for (const d of this.extra) for (const instance of d.instances()) instances.add(instance);
+      for (const instance of instances) {
         for (const entry of await this.history.since(instance, from)) {
           if (!this.seen.markNew(entry.instance, entry.id)) continue;
           this.deliver(entry);

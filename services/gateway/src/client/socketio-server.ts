@@ -88,6 +88,10 @@ export class SocketIoServer implements ExtraDelivery {
     return new Map(this.perInstance);
   }
 
+  instances(): Iterable<string> {
+    return this.perInstance.keys();
+  }
+
   /** Emits a message to this node's sockets in the rooms of its PHIDs; returns how many got it. */
   deliver(envelope: Envelope): number {
     const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
