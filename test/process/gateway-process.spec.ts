@@ -160,6 +160,37 @@ describe('signals', () => {
     expect(gw.logs.some((l) => l.msg === 'shutting down' && l.signal === signal)).toBe(true);
   });
 
+  it('a SIGTERM that comes while the node is still starting still ends in a clean exit 0', async () => {
+    const pidfile = join(dir, 'early.pid');
+    const file = configFile({
+      servers: [
+        { type: 'client', port: 0, listen: '127.0.0.1' },
+        { type: 'admin', port: 0, listen: '127.0.0.1' },
+      ],
+      pidfile,
+      // Its first log line comes from building the Redis parts, before start(); port 1 is closed.
+      redis: { url: 'redis://127.0.0.1:1' },
+    });
+    const child = spawn(process.execPath, [GATEWAY_MAIN, `--config=${file}`], {
+      env: { ...process.env, TIDINGS_SHUTDOWN_DRAIN_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const seen: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      seen.push(line);
+      if (seen.length === 1) child.kill('SIGTERM');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const result = await exited;
+    clearTimeout(timer);
+    expect(result).toEqual({ code: 0, signal: null });
+    expect(seen.some((l) => /shutting down/.test(l))).toBe(true);
+    expect(existsSync(pidfile)).toBe(false);
+  });
+
   it('SIGTERM with a drain window spreads the closes and still exits 0', async () => {
     const gw = await spawnGateway({ env: { TIDINGS_SHUTDOWN_DRAIN_MS: '500' } });
     running.push(gw);
@@ -200,6 +231,27 @@ describe('pidfile and logs', () => {
       }
     }
     expect(readFileSync(logB, 'utf8').startsWith('an older line kept by append\n')).toBe(true);
+  });
+
+  it("leaves a pidfile holding its parent's PID alone (Phorge's bin/aphlict overseer owns it)", async () => {
+    const pidfile = join(dir, 'overseer.pid');
+    // The spawned gateway's parent is this test process, as bin/aphlict's overseer is Aphlict's.
+    writeFileSync(pidfile, String(process.pid));
+    const gw = await spawnGateway({ config: { pidfile } });
+    running.push(gw);
+    expect(readFileSync(pidfile, 'utf8')).toBe(String(process.pid));
+    expect(await gw.stop('SIGTERM')).toBe(0);
+    expect(readFileSync(pidfile, 'utf8')).toBe(String(process.pid));
+  });
+
+  it('replaces a stale pidfile of another process', async () => {
+    const pidfile = join(dir, 'stale.pid');
+    writeFileSync(pidfile, '999999999\n');
+    const gw = await spawnGateway({ config: { pidfile } });
+    running.push(gw);
+    expect(readFileSync(pidfile, 'utf8').trim()).toBe(String(gw.pid));
+    expect(await gw.stop('SIGINT')).toBe(0);
+    expect(existsSync(pidfile)).toBe(false);
   });
 
   it('reopens log files on SIGHUP (logrotate moved them away)', async () => {

@@ -2,7 +2,7 @@
  * `tidings [--config=FILE] [--test=true] [--debug=true]`: the gateway process, started
  * from an unchanged Aphlict config file, with Aphlict's defaults when none is given.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, checkTlsFiles, loadConfig } from './config';
 import { createLogging } from './logging';
@@ -42,7 +42,9 @@ export async function serve(args: ServeArgs): Promise<void> {
     logging.reopen();
     logger.info('log files reopened (SIGHUP)');
   });
-  const pidfile = config.pidfile;
+  // Phorge's `bin/aphlict start` writes its overseer's PID (our parent) to the same file and
+  // stops the overseer through it: then the file is the launcher's, not ours.
+  const pidfile = config.pidfile && !isHeldByParent(config.pidfile) ? config.pidfile : null;
   const removePidfile = () => {
     if (pidfile) rmSync(pidfile, { force: true });
   };
@@ -52,6 +54,20 @@ export async function serve(args: ServeArgs): Promise<void> {
     logging.close();
     process.exit(1);
   });
+
+  // Handlers from the start: without one, a signal that comes before start() returns kills
+  // the process with the default action (exit by signal, pidfile left behind). While
+  // starting (Redis may still be unreachable) there is nothing to drain: exit at once.
+  let started = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (started) return stop(signal);
+    logger.info({ signal }, 'shutting down while starting');
+    removePidfile();
+    logging.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 
   let gateway: Gateway;
   try {
@@ -103,6 +119,13 @@ export async function serve(args: ServeArgs): Promise<void> {
         process.exit(0);
       });
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  started = true;
+}
+
+function isHeldByParent(pidfile: string): boolean {
+  try {
+    return Number(readFileSync(pidfile, 'utf8').trim()) === process.ppid;
+  } catch {
+    return false;
+  }
 }
