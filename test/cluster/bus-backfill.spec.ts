@@ -10,6 +10,7 @@ import { MemoryBus, MemoryBusHub } from '@tidings/bus';
 import { Gateway } from '@tidings/gateway';
 import { resolveConfig, silentLogger } from '@tidings/protocol';
 import { notification, post, sleep, type TestSocket } from '@tidings/testing';
+import { io as ioClient } from 'socket.io-client';
 import { deliveryFaults, keysOf, subscribedSocket } from '../support/redis-cluster';
 
 const PHID = 'PHID-USER-backfill';
@@ -78,5 +79,32 @@ describe('bus backfill', () => {
     expect(keysOf(onB)).toEqual([]);
     busB.setReachable(true);
     await onB.waitFor(() => keysOf(onB).includes(m.key as string), 2_000, 'backfilled message');
+  });
+
+  it('backfill reaches an instance that has only Socket.IO sockets on the node', async () => {
+    const { a, b, busB } = await pair();
+    const url = b.url('client').replace(/^ws/, 'http');
+    const sio = ioClient(url, { path: '/socket.io/', transports: ['websocket'], auth: { instance: 'sio-only' }, reconnection: false });
+    const got: string[] = [];
+    sio.on('message', (m: { key: string }) => got.push(m.key));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sio.once('connect', () => resolve());
+        sio.once('connect_error', reject);
+      });
+      const ack = await sio.timeout(2_000).emitWithAck('subscribe', [PHID]);
+      expect(ack).toEqual({ ok: true });
+      busB.setReachable(false);
+      const m = notification([PHID]);
+      expect((await post(a.url('admin'), m, { instance: 'sio-only' })).status).toBe(200);
+      await sleep(50);
+      expect(got).toEqual([]);
+      busB.setReachable(true);
+      const deadline = Date.now() + 2_000;
+      while (!got.includes(m.key as string) && Date.now() < deadline) await sleep(20);
+      expect(got).toEqual([m.key]);
+    } finally {
+      sio.close();
+    }
   });
 });
