@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuMicros } from './processes.mjs';
 import { createRandom, nowMicros, percentile, pickDistinct, sleep } from './stats.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -85,10 +86,12 @@ export async function connectGroup(workers, group, concurrency = 100) {
  * admin port), addressed to 5 (phidsPerMessage) random PHIDs of the group, then waits for the deliveries.
  * Returns the figures of the phase. CPU is read from every node over the phase only.
  */
-export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label, phidsPerMessage = 5 }) {
+export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label, phidsPerMessage = 5, others = [] }) {
   await Promise.all(workers.map((w) => w.ask({ type: 'reset' }, 'reset')));
   const total = Math.max(1, Math.round(rate * seconds));
-  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 16 }));
+  // Enough keep-alive sockets that a publish never waits in the agent for one (that wait would
+  // count as latency): with Redis a publish is answered only once shared history has it.
+  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 128 }));
   const expected = new Map();
   let expectedTotal = 0;
   let sent = 0;
@@ -98,10 +101,14 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
   let firstError = null;
   let lagged = 0;
   let retries = 0;
-  const maxInflight = 512;
+  const maxInflight = 1024;
+  let queued = 0;
+  const busy = targets.map(() => 0);
 
   /** POSTs one body; a keep-alive socket the server closed just then is retried once (Node's advice). */
   const post = (t, instance, body, retried) => {
+    if (busy[t] >= 128) queued++;
+    busy[t]++;
     const req = http.request(
       {
         agent: agents[t],
@@ -114,6 +121,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
       (res) => {
         res.resume();
         res.on('end', () => {
+          busy[t]--;
           inflight--;
           answered++;
           if (res.statusCode !== 200) {
@@ -124,6 +132,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
       },
     );
     req.on('error', (err) => {
+      busy[t]--;
       if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
         retries++;
         post(t, instance, body, true);
@@ -157,6 +166,13 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     post(t, group.instance, body, false);
   };
 
+  // The load side's own CPU (publisher, client workers, Redis), to tell when it is the bottleneck.
+  const sideCpu = () => {
+    const self = process.cpuUsage();
+    const sum = (c) => c.user + c.system;
+    return [self.user + self.system, ...workers.map((w) => sum(cpuMicros(w.pid))), ...others.map((o) => sum(cpuMicros(o.pid)))];
+  };
+  const side0 = sideCpu();
   const cpu0 = nodes.map((n) => n.cpuMicros());
   const t0 = performance.now();
   const deadline = t0 + (seconds + 15) * 1000;
@@ -184,6 +200,8 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
   }
   const cpu1 = nodes.map((n) => n.cpuMicros());
   const spanMs = performance.now() - t0;
+  const side1 = sideCpu();
+  const load = side1.map((c, i) => (c - side0[i]) / (spanMs * 10)); // percent of one core
   for (const a of agents) a.destroy();
 
   const results = await Promise.all(workers.map((w) => w.ask({ type: 'collect' }, 'results')));
@@ -219,6 +237,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     publishRate: (sent / publishMs) * 1000,
     publishErrors,
     retries,
+    queued,
     firstError,
     lagged,
     expectedDeliveries: expectedTotal,
@@ -231,5 +250,10 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
     systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
     nextSeq: seq0 + sent,
+    loadSide: {
+      publisher: load[0],
+      workers: load.slice(1, 1 + workers.length),
+      others: others.map((o, i) => ({ name: o.name, percent: load[1 + workers.length + i] })),
+    },
   };
 }

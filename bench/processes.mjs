@@ -156,6 +156,7 @@ export async function startRedis() {
     });
   });
   return {
+    name: 'redis-server',
     pid: child.pid,
     url: `redis://127.0.0.1:${port}`,
     async stop() {

@@ -70,11 +70,14 @@ function describe(r) {
   const groups = Object.entries(r.latency)
     .map(([g, l]) => `${g} p50 ${fmt(l.p50 / 1000, 2)} ms, p99 ${fmt(l.p99 / 1000, 2)} ms, max ${fmt(l.max / 1000, 1)} ms (${l.count})`)
     .join('; ');
-  line(`  published ${r.published} at ${fmt(r.publishRate, 0)}/s (target ${r.rateTarget}/s${r.lagged ? `, ${r.lagged} ticks behind` : ''}), publish errors ${r.publishErrors}${r.retries ? ` (${r.retries} retried after a keep-alive reset)` : ''}${r.firstError ? ` (${r.firstError})` : ''}`);
+  line(`  published ${r.published} at ${fmt(r.publishRate, 0)}/s (target ${r.rateTarget}/s${r.lagged ? `, ${r.lagged} ticks behind` : ''}${r.queued ? `, ${r.queued} waited for a publisher socket` : ''}), publish errors ${r.publishErrors}${r.retries ? ` (${r.retries} retried after a keep-alive reset)` : ''}${r.firstError ? ` (${r.firstError})` : ''}`);
   line(`  deliveries ${r.deliveries}/${r.expectedDeliveries} (${fmt(r.deliveriesPerSecond, 0)}/s), lost ${r.lost}, duplicates ${r.duplicates}, misdelivered ${r.misdelivered}`);
   line(`  latency: ${groups || 'none'}`);
   const cpu = r.cpuPerMessage.map((c, i) => `${fmt(c, 0)} us (system ${fmt(r.systemPerMessage[i], 0)})`).join(', ');
   line(`  gateway CPU per published message: ${cpu}${r.cpuPerMessage.length > 1 ? ' (per node)' : ''}`);
+  const side = r.loadSide;
+  const others = side.others.map((o) => `, ${o.name} ${fmt(o.percent)}%`).join('');
+  line(`  load side CPU (% of one core): publisher ${fmt(side.publisher)}%, client workers ${side.workers.map((w) => `${fmt(w)}%`).join(' + ')}${others}`);
 }
 
 /** p50/p99 of a phase's deliveries: the named group, or all groups pooled by weight. */
@@ -191,7 +194,7 @@ async function cluster() {
             const connectMs = await connectGroup(workers, group);
             line(`  connected and subscribed in ${connectMs} ms`);
             await sleep(1_000);
-            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label });
+            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label, others: [redis] });
             seq = r.nextSeq;
             describe(r);
             summary.push([label, `${count} raw`, fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), `${lat(r, 'raw/remote')} (local ${lat(r, 'raw/local')})`, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), '-']);
@@ -239,7 +242,7 @@ async function socketio() {
           for (const [group, rssPer] of [[raw, rssRaw], [sio, rssSio]]) {
             const phaseLabel = `${group.transport === 'raw' ? 'raw' : 'Socket.IO'}, ${label}`;
             line(`\n  ${phaseLabel}: publishes to instance '${group.instance}'`);
-            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label: phaseLabel });
+            const r = await runPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, seq0: seq, label: phaseLabel, others: count > 1 ? [redis] : [] });
             seq = r.nextSeq;
             describe(r);
             const t = group.transport;
