@@ -168,6 +168,7 @@ describe('resolveConfig', () => {
       ['no client server', { servers: [{ type: 'admin', port: 1 }] }, /"client"/],
       ['no admin server', { servers: [{ type: 'client', port: 1 }] }, /"admin"/],
       ['retryMinMs over retryMaxMs', { ...MINIMAL, relay: { retryMinMs: 10, retryMaxMs: 5 } }, /relay\.retryMinMs/],
+      ['a canary max age below its interval', { ...MINIMAL, health: { canaryIntervalMs: 5000, canaryMaxAgeMs: 1000 } }, /health\.canaryMaxAgeMs/],
       ['both redis.url and redis.clusterNodes', { ...MINIMAL, redis: { url: 'redis://a', clusterNodes: 'b:1' } }, /redis\.url and redis\.clusterNodes/],
     ])('%s', (_what, file, pattern) => {
       expect(errorOf(() => resolveConfig(file)).message).toMatch(pattern);

@@ -251,6 +251,9 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
   if (!config.servers.some((s) => s.type === 'client')) throw new ConfigError('servers: at least one server of type "client" is needed');
   if (!config.servers.some((s) => s.type === 'admin')) throw new ConfigError('servers: at least one server of type "admin" is needed');
   if (config.relay.retryMinMs > config.relay.retryMaxMs) throw new ConfigError('relay.retryMinMs must not exceed relay.retryMaxMs');
+  if (config.health.canaryMaxAgeMs < config.health.canaryIntervalMs) {
+    throw new ConfigError('health.canaryMaxAgeMs must not be below health.canaryIntervalMs');
+  }
   if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
   return config;
 }
