@@ -12,6 +12,11 @@ import { EventEmitter } from 'node:events';
 export interface HubMember {
   readonly instance: string;
   send(frame: Buffer): void;
+  /**
+   * For bulk sends (replay): a promise that settles once the member's backlog has drained
+   * enough to take more, or undefined when it can take more now.
+   */
+  whenWritable?(): Promise<void> | undefined;
 }
 
 export interface HubEvents {

@@ -177,7 +177,12 @@ export class TidingsNode {
   /** Resends the kept messages newer than `ageMs` that match the member's subscriptions. */
   async replay(member: HubMember, ageMs: number): Promise<number> {
     const entries = await this.replayEntries(member.instance, ageMs, (phids) => this.hub.isSubscribedToAny(member, phids));
-    for (const entry of entries) member.send(Buffer.from(entry.frame));
+    for (const entry of entries) {
+      member.send(Buffer.from(entry.frame));
+      // A long replay waits for the socket to drain instead of tripping the slow-reader bound.
+      const writable = member.whenWritable?.();
+      if (writable) await writable;
+    }
     return entries.length;
   }
 

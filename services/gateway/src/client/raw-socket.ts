@@ -71,6 +71,27 @@ export class RawSocket implements HubMember {
     }
   }
 
+  /**
+   * Replay sends many frames at once: past half the slow-reader bound it waits for the TCP
+   * socket to drain (or close), so a healthy client on a slow link is not cut off by a
+   * large replay. Live delivery never waits; it only applies the bound.
+   */
+  whenWritable(): Promise<void> | undefined {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN || ws.bufferedAmount <= this.options.maxBufferedBytes / 2) return undefined;
+    const tcp = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
+    if (!tcp) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        tcp.off('drain', done);
+        ws.off('close', done);
+        resolve();
+      };
+      tcp.on('drain', done);
+      ws.on('close', done);
+    });
+  }
+
   /** Closes with a code and reason; used at shutdown (1001). */
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
