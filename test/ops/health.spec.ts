@@ -192,7 +192,13 @@ describe('health endpoints', () => {
   });
 
   it('health - a canary age limit below its interval is refused, naming the config keys', () => {
-    const cfg = config({ health: { canaryIntervalMs: 500, canaryMaxAgeMs: 100 } });
+    // resolveConfig (and so --test=true) refuses it ...
+    expect(() => config({ health: { canaryIntervalMs: 500, canaryMaxAgeMs: 100 } })).toThrow(
+      'health.canaryMaxAgeMs (100) must be at least health.canaryIntervalMs (500)',
+    );
+    // ... and so does the gateway, for options built some other way.
+    const cfg = config();
+    cfg.health = { canaryIntervalMs: 500, canaryMaxAgeMs: 100 };
     expect(() => new Gateway({ config: cfg, logger: silentLogger, bus: new StoppableBus(new Wire()) })).toThrow(
       'health.canaryMaxAgeMs (100) must be at least health.canaryIntervalMs (500)',
     );

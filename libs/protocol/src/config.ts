@@ -252,7 +252,8 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
   if (!config.servers.some((s) => s.type === 'admin')) throw new ConfigError('servers: at least one server of type "admin" is needed');
   if (config.relay.retryMinMs > config.relay.retryMaxMs) throw new ConfigError('relay.retryMinMs must not exceed relay.retryMaxMs');
   if (config.health.canaryMaxAgeMs < config.health.canaryIntervalMs) {
-    throw new ConfigError('health.canaryMaxAgeMs must not be below health.canaryIntervalMs');
+    const { canaryMaxAgeMs, canaryIntervalMs } = config.health;
+    throw new ConfigError(`health.canaryMaxAgeMs (${canaryMaxAgeMs}) must be at least health.canaryIntervalMs (${canaryIntervalMs})`);
   }
   if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
   return config;
