@@ -81,12 +81,29 @@ export function createSocketIoAdapter(config: TidingsConfig, logger: Logger): So
     adapter: adapter as AdapterConstructor,
     status: () => ({ adapter: kind, redis: { pub: pub.status, sub: sub.status } }),
     close() {
-      closing ??= (async () => {
-        // disconnect(), not quit(): quit waits for a Redis that may be down.
-        pub.disconnect();
-        sub.disconnect();
-      })();
+      closing ??= Promise.all([pub, sub].map((c) => closeClient(c))).then(() => undefined);
       return closing;
     },
   };
+}
+
+/**
+ * QUIT when connected, so replies still pending (the adapter's UNSUBSCRIBE at close) arrive
+ * instead of rejecting with "Connection is closed" where nobody catches; disconnect() when
+ * Redis is down or does not answer within a second, since QUIT would wait for it.
+ */
+async function closeClient(client: RedisClient): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.quit().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  client.disconnect();
 }
