@@ -30,38 +30,38 @@ function sendError(res: ServerResponse, status: number, error: string, message: 
   res.end(JSON.stringify({ error, message }));
 }
 
+/** A request body over the limit: answered 413 as soon as that is known. */
+class BodyTooLargeError extends Error {}
+
 /**
  * Reads the body as UTF-8 text, whatever its Content-Type (Aphlict reads any). A body over
- * `limit` bytes fails with 413 as soon as that is known (from Content-Length, or once the
- * bytes read pass it) without reading the rest: body-parser drains the whole request first.
+ * `limit` bytes fails as soon as that is known (from Content-Length, or once the bytes read
+ * pass it) without reading the rest.
  */
-function bodyReader(limit: number) {
-  const tooLarge = () => Object.assign(new Error('request entity too large'), { type: 'entity.too.large', status: 413 });
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    if (Number(req.headers['content-length']) > limit) return next(tooLarge());
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length']) > limit) return reject(new BodyTooLargeError());
     const chunks: Buffer[] = [];
     let size = 0;
-    let done = false;
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      if (err) {
-        req.pause();
-        return next(err);
-      }
-      req.body = Buffer.concat(chunks, size).toString('utf8');
-      next();
-    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) return finish(tooLarge());
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        return reject(new BodyTooLargeError());
+      }
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => finish());
-    req.once('error', (err) => finish(Object.assign(err, { type: 'request.aborted', status: 400 })));
-  };
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
+/** The path of a request URL without its query, as Aphlict's url.parse() gives it. */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
 }
 
 export function createAdminApp(options: AdminAppOptions): AdminHandler {
@@ -75,10 +75,28 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
   app.set('case sensitive routing', true);
   app.set('query parser', 'simple');
 
-  const readBody = bodyReader(options.maxBodyBytes);
-
-  /** Publishes one body; shared by the fast path below and the express route. */
-  const publish = async (req: IncomingMessage, res: ServerResponse, instance: string, text: string): Promise<void> => {
+  /**
+   * POST / is the hot path and is served straight from node:http, in front of express:
+   * express's per-request setup (prototype swaps, router, query parsing) cost about as much
+   * CPU as the rest of a publish (bench: ~130 us a request). Everything else goes to express.
+   */
+  const servePublish = async (req: IncomingMessage, res: ServerResponse, url: string): Promise<void> => {
+    const q = url.indexOf('?');
+    const instance = instanceFromQuery(q === -1 ? undefined : parseQuery(url.slice(q + 1)).instance);
+    let text: string;
+    try {
+      text = await readBody(req, options.maxBodyBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        node.counters.reject('body_too_large');
+        logger.warn({ remote: req.socket.remoteAddress }, 'publish refused: body too large');
+        res.setHeader('Connection', 'close');
+        return sendError(res, 413, 'body_too_large', `the body exceeds ${options.maxBodyBytes} bytes`);
+      }
+      node.counters.reject('request.aborted');
+      if (!res.headersSent) sendError(res, 400, 'bad_request', (err as Error).message);
+      return;
+    }
     if (instance.length > MAX_INSTANCE_LENGTH) {
       node.counters.reject('invalid_instance');
       return sendError(res, 400, 'invalid_instance', `instance names are at most ${MAX_INSTANCE_LENGTH} characters`);
@@ -99,17 +117,12 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
         logger.warn({ instance, err: err.message }, 'publish not acknowledged: history unavailable');
         return sendError(res, 503, 'history_unavailable', 'the message was delivered locally but could not be stored in shared history');
       }
-      logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'admin request failed');
+      logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'publish failed');
       return sendError(res, 500, 'internal', 'internal error');
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(receipt);
   };
-
-  // Requests the fast path leaves to express (chunked or oversized bodies) publish here.
-  app.post('/', readBody, (req: Request, res: Response) =>
-    publish(req, res, instanceFromQuery(req.query.instance), typeof req.body === 'string' ? req.body : ''),
-  );
 
   app.all('/', (_req, res) => {
     res.set('Allow', 'POST');
@@ -125,54 +138,15 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
 
   app.use((_req, res) => sendError(res, 404, 'not_found', 'no such endpoint'));
 
-  // Body errors from express.text: size, aborted uploads, bad charsets. All the caller's doing.
-  app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
-    if (res.headersSent) return;
-    if (err.type === 'entity.too.large') {
-      node.counters.reject('body_too_large');
-      logger.warn({ remote: req.socket.remoteAddress }, 'publish refused: body too large');
-      res.set('Connection', 'close');
-      return sendError(res, 413, 'body_too_large', `the body exceeds ${options.maxBodyBytes} bytes`);
-    }
-    if (err.status && err.status >= 400 && err.status < 500) {
-      node.counters.reject(err.type ?? 'bad_request');
-      return sendError(res, 400, 'bad_request', err.message);
-    }
+  // Anything express itself throws is ours, not the caller's.
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
     logger.error({ err: err.message, stack: err.stack }, 'admin request failed');
-    sendError(res, 500, 'internal', 'internal error');
+    if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
   });
 
-  /**
-   * Publishing is the hot path, so `POST /` with a Content-Length within the limit (what
-   * Phorge and peers send) is served straight from node:http: express's per-request setup
-   * (prototype swaps, router, query parsing) cost about as much CPU as the rest of a publish
-   * (bench: ~130 us per request). Same query parser ('simple' is node:querystring), same
-   * checks and answers; everything else, chunked and oversized bodies included, goes to express.
-   */
-  const fastPublish = (req: IncomingMessage, res: ServerResponse, url: string): void => {
-    const q = url.indexOf('?');
-    const instance = instanceFromQuery(q === -1 ? undefined : parseQuery(url.slice(q + 1)).instance);
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.once('end', () => void publish(req, res, instance, Buffer.concat(chunks).toString('utf8')));
-    req.once('error', (err) => {
-      node.counters.reject('request.aborted');
-      if (!res.headersSent) sendError(res, 400, 'bad_request', err.message);
-    });
-  };
-
   return (req, res) => {
-    const url = req.url ?? '';
-    const length = req.headers['content-length'];
-    if (
-      req.method === 'POST' &&
-      (url === '/' || url.startsWith('/?')) &&
-      length !== undefined &&
-      Number(length) <= options.maxBodyBytes
-    ) {
-      fastPublish(req, res, url);
-    } else {
-      app(req, res);
-    }
+    const url = req.url ?? '/';
+    if (req.method === 'POST' && pathOf(url) === '/') void servePublish(req, res, url);
+    else app(req, res);
   };
 }
