@@ -5,6 +5,7 @@
  */
 import { fork } from 'node:child_process';
 import http from 'node:http';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMicros } from './processes.mjs';
@@ -173,6 +174,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     return [self.user + self.system, ...workers.map((w) => sum(cpuMicros(w.pid))), ...others.map((o) => sum(cpuMicros(o.pid)))];
   };
   const side0 = sideCpu();
+  const loadAtStart = loadavg()[0];
   const cpu0 = nodes.map((n) => n.cpuMicros());
   const t0 = performance.now();
   const deadline = t0 + (seconds + 15) * 1000;
@@ -250,6 +252,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
     systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
     nextSeq: seq0 + sent,
+    loadAverage: Math.max(loadAtStart, loadavg()[0]),
     loadSide: {
       publisher: load[0],
       workers: load.slice(1, 1 + workers.length),

@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '42' },
     'sio-client': { type: 'string', default: 'auto' },
     profile: { type: 'string' },
+    'gateway-node-args': { type: 'string', default: '' },
     'phids-per-message': { type: 'string', default: '5' },
     warmup: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
@@ -51,7 +52,8 @@ if (args.help) {
   --sio-client KIND    auto (socket.io-client when installed) or minimal
   --phids-per-message K  PHIDs each message is addressed to (5; 0 measures the publish path alone)
   --warmup S           seconds of publishing before each measured phase, not measured (3)
-  --profile DIR        write a V8 CPU profile of each gateway into DIR (--cpu-prof)`);
+  --profile DIR        write a V8 CPU profile of each gateway into DIR (--cpu-prof)
+  --gateway-node-args="A B"  extra node flags for the gateways (diagnostics, e.g. =--perf-basic-prof)`);
   process.exit(0);
 }
 
@@ -120,6 +122,7 @@ async function withGateways(count, configFor, fn) {
   try {
     for (let i = 0; i < count; i++) {
       const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+      nodeArgs.push(...args['gateway-node-args'].split(' ').filter(Boolean));
       const node = await startGateway({ name: `node${i}`, nodeArgs, ...(await configFor(i)) });
       started.push(node);
       nodes.push(node);
@@ -156,7 +159,7 @@ async function singleNode({ connections, rate, seconds, label }) {
       const r = await measuredPhase({ workers, group, nodes, targets: nodes, rate, seconds, label, phidsPerMessage: num(args['phids-per-message'], 5) });
       describe(r);
       r.rssPerConnection = rssPerConnection;
-      summary.push([label, '1 raw', fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), lat(r, 'raw/local'), `${r.lost} / ${r.duplicates}`, fmt(r.cpuPerMessage[0]), fmt(rssPerConnection / 1024, 2)]);
+      summary.push([label, '1 raw', fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), lat(r, 'raw/local'), `${r.lost} / ${r.duplicates}`, fmt(r.cpuPerMessage[0]), fmt(rssPerConnection / 1024, 2), fmt(r.loadAverage, 1)]);
       return r;
     }),
   );
@@ -215,7 +218,7 @@ async function cluster() {
             await sleep(1_000);
             const r = await measuredPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, label, others: [redis] });
             describe(r);
-            summary.push([label, `${count} raw`, fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), `${lat(r, 'raw/remote')} (local ${lat(r, 'raw/local')})`, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), '-']);
+            summary.push([label, `${count} raw`, fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), `${lat(r, 'raw/remote')} (local ${lat(r, 'raw/local')})`, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), '-', fmt(r.loadAverage, 1)]);
             const p99 = r.latency['raw/remote']?.p99 / 1000;
             goals.push([`${label}: remote p99 at ${rate}/s <= 5 ms`, `${fmt(p99, 2)} ms`, p99 <= 5]);
             goals.push([`${label}: 0 lost, 0 duplicates`, `${r.lost} lost, ${r.duplicates} duplicates`, r.clean]);
@@ -264,7 +267,7 @@ async function socketio() {
             describe(r);
             const t = group.transport;
             const latText = count === 1 ? lat(r, `${t}/local`) : `${lat(r, `${t}/remote`)} (local ${lat(r, `${t}/local`)})`;
-            summary.push([phaseLabel, `${count} ${t}`, fmt(group.count), fmt(r.publishRate), fmt(r.deliveriesPerSecond), latText, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), fmt(rssPer / 1024, 2)]);
+            summary.push([phaseLabel, `${count} ${t}`, fmt(group.count), fmt(r.publishRate), fmt(r.deliveriesPerSecond), latText, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), fmt(rssPer / 1024, 2), fmt(r.loadAverage, 1)]);
             goals.push([`${phaseLabel}: 0 lost, 0 duplicates`, `${r.lost} lost, ${r.duplicates} duplicates`, r.clean]);
           }
         }),
@@ -283,11 +286,12 @@ async function custom() {
 async function main() {
   if (!existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} is missing: run npm run build first`);
   const limit = openFileLimit();
-  const needed = Math.max(num(args.connections, 0), 10_000) / WORKERS + 1_000;
+  // A single gateway holds every socket (10,000 in the default run); each worker holds its share.
+  const needed = Math.max(num(args.connections, 0) + num(args['sio-connections'], 0), 10_000) + 1_000;
   line(`Tidings bench: node ${process.version}, ${WORKERS} client worker processes, CLK_TCK ${CLOCK_TICKS}, open-file limit ${limit}`);
   line(`started ${new Date().toISOString()}; load: ${machineLoad()}`);
   if (limit < needed) {
-    line(`open-file limit ${limit} is too low for this run (need about ${Math.ceil(needed)} per process): raise it with 'ulimit -n 65536' in the shell first`);
+    line(`open-file limit ${limit} is too low for this run (the gateway needs about ${needed}): raise it with 'ulimit -n 65536' in the shell first`);
     process.exitCode = 1;
     return;
   }
@@ -300,7 +304,7 @@ async function main() {
 
   line('\n# Summary (latency p50 / p99 in ms; CPU in us of gateway CPU per published message, per node)');
   line(`finished ${new Date().toISOString()}; load: ${machineLoad()}\n`);
-  line(markdownTable(['run', 'nodes', 'sockets', 'publishes/s', 'deliveries/s', 'p50 / p99 ms', 'lost / dup', 'CPU us/msg', 'RSS KiB/conn'], summary));
+  line(markdownTable(['run', 'nodes', 'sockets', 'publishes/s', 'deliveries/s', 'p50 / p99 ms', 'lost / dup', 'CPU us/msg', 'RSS KiB/conn', 'load (1 min)'], summary));
   if (goals.length) {
     line('\n# Goals');
     for (const [goal, measured, pass] of goals) line(`${pass ? 'PASS' : 'FAIL'}  ${goal}: ${measured}`);
