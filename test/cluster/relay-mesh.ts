@@ -66,14 +66,5 @@ export async function startHungPeer(): Promise<{ port: number; connections: numb
   return state;
 }
 
-export interface RelayPeerStatus {
-  peer: string;
-  state: string;
-  sent: number;
-  failed: number;
-  dropped: number;
-  queued: number;
-  inFlight: number;
-  lastError: string | null;
-  fingerprint: string | null;
-}
+/** A peer's entry in /status/ `relay.peers` (JSON of the relay's own status type). */
+export type { PeerStatus as RelayPeerStatus } from '@tidings/relay';
