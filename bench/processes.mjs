@@ -4,7 +4,8 @@
  * their CPU time and RSS from /proc. Only processes started here are ever stopped, by PID.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -63,7 +64,7 @@ export function freePort() {
  * Starts one gateway node. `config` is merged over client and admin servers on 127.0.0.1
  * (port 0 unless given). Resolves once its log says 'gateway started'.
  */
-export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {}, nodeArgs = [] } = {}) {
+export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {}, nodeArgs = [], logFile } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-'));
   const file = join(dir, 'aphlict.json');
   writeFileSync(
@@ -93,6 +94,7 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
       rej(new Error(`${name} exited (${code}) before it started: ${stderr}`));
     });
     createInterface({ input: child.stdout }).on('line', (line) => {
+      if (logFile) appendFileSync(logFile, `${name} ${line}\n`);
       let rec;
       try {
         rec = JSON.parse(line);
@@ -121,6 +123,66 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
         child.kill('SIGTERM');
         const done = await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)]);
         if (!done) {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts another Aphlict-compatible server for comparison (e.g. a real Aphlict's
+ * aphlict_server.js, kept outside this repository) on free fixed ports, as
+ * `node SCRIPT --config=FILE`; ready once its admin port answers GET /status/.
+ */
+export async function startForeignServer({ script, name = 'aphlict' }) {
+  const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-foreign-'));
+  const clientPort = await freePort();
+  const adminPort = await freePort();
+  const file = join(dir, 'aphlict.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      servers: [
+        { type: 'client', port: clientPort, listen: '127.0.0.1', 'ssl.key': null, 'ssl.cert': null, 'ssl.chain': null },
+        { type: 'admin', port: adminPort, listen: '127.0.0.1', 'ssl.key': null, 'ssl.cert': null, 'ssl.chain': null },
+      ],
+      logs: [{ path: join(dir, 'aphlict.log') }],
+      pidfile: join(dir, 'aphlict.pid'),
+    }),
+  );
+  const child = spawn(process.execPath, [script, `--config=${file}`], { cwd: dirname(script), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise((res) => child.once('exit', (code, signal) => res(code ?? signal)));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited before it started: ${stderr}`);
+    const ok = await new Promise((res) => {
+      http.get({ host: '127.0.0.1', port: adminPort, path: '/status/' }, (r) => (r.resume(), res(r.statusCode === 200))).on('error', () => res(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${name} did not answer on its admin port within 20 s: ${stderr}`);
+    }
+    await sleep(200);
+  }
+  return {
+    name,
+    pid: child.pid,
+    clientPort,
+    adminPort,
+    clientUrl: `ws://127.0.0.1:${clientPort}`,
+    warnings: [],
+    cpuMicros: () => cpuMicros(child.pid),
+    rssBytes: () => rssBytes(child.pid),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        if (!(await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)]))) {
           child.kill('SIGKILL');
           await exited;
         }

@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
-import { GATEWAY_MAIN, CLOCK_TICKS, freePort, machineLoad, openFileLimit, startGateway, startRedis } from './processes.mjs';
+import { GATEWAY_MAIN, CLOCK_TICKS, freePort, machineLoad, openFileLimit, startForeignServer, startGateway, startRedis } from './processes.mjs';
 import { connectGroup, planGroup, runPhase, startWorker } from './load.mjs';
 import { fmt, markdownTable, sleep } from './stats.mjs';
 import { socketIoClientKind } from './sio-client.mjs';
@@ -33,6 +33,8 @@ const { values: args } = parseArgs({
     'sio-client': { type: 'string', default: 'auto' },
     profile: { type: 'string' },
     'gateway-node-args': { type: 'string', default: '' },
+    'gateway-log': { type: 'string' },
+    'compare-aphlict': { type: 'string' },
     'phids-per-message': { type: 'string', default: '5' },
     warmup: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
@@ -53,6 +55,9 @@ if (args.help) {
   --phids-per-message K  PHIDs each message is addressed to (5; 0 measures the publish path alone)
   --warmup S           seconds of publishing before each measured phase, not measured (3)
   --profile DIR        write a V8 CPU profile of each gateway into DIR (--cpu-prof)
+  --compare-aphlict PATH  run the single-node scenarios against PATH (a real Aphlict's
+                       aphlict_server.js, outside this repository) instead of Tidings
+  --gateway-log FILE   append every gateway's stdout lines to FILE (diagnostics)
   --gateway-node-args="A B"  extra node flags for the gateways (diagnostics, e.g. =--perf-basic-prof)`);
   process.exit(0);
 }
@@ -123,7 +128,9 @@ async function withGateways(count, configFor, fn) {
     for (let i = 0; i < count; i++) {
       const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
       nodeArgs.push(...args['gateway-node-args'].split(' ').filter(Boolean));
-      const node = await startGateway({ name: `node${i}`, nodeArgs, ...(await configFor(i)) });
+      const node = args['compare-aphlict']
+        ? await startForeignServer({ script: args['compare-aphlict'], name: `aphlict${i}` })
+        : await startGateway({ name: `node${i}`, nodeArgs, logFile: args['gateway-log'], ...(await configFor(i)) });
       started.push(node);
       nodes.push(node);
     }
