@@ -4,10 +4,6 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** A frame over the size limit (ws sends this itself for maxPayload). */
   MESSAGE_TOO_BIG: 1009,
-  /** The socket could not keep up: its unsent bytes passed the bound. */
-  TRY_AGAIN_LATER: 1013,
-  /** Too many connections on this node. */
-  OVERLOADED: 1013,
 } as const;
 
 /** The body Aphlict's client port answers to plain HTTP; Phorge's setup check reads the 501. */

@@ -3,7 +3,7 @@
  * guards the node against it: a reader whose unsent bytes pass the bound is cut off.
  */
 import WebSocket from 'ws';
-import { CloseCode, PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import { PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
 import type { HubMember } from '@tidings/hub';
 import type { TidingsNode } from '../node';
 
@@ -160,4 +160,3 @@ export class RawSocket implements HubMember {
   }
 }
 
-export { CloseCode };
