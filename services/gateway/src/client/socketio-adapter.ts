@@ -14,12 +14,12 @@
  * The adapter's pub/sub clients are created here from config.redis and closed here (they are
  * not the bus's clients: a subscriber connection cannot be shared).
  */
-import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import type { Logger, TidingsConfig } from '@tidings/protocol';
+import { createRedisConnection, watchRedisErrors, type RedisConnection } from '../redis-connections';
 
 type AdapterConstructor = ReturnType<typeof createAdapter>;
-type RedisClient = Redis | Cluster;
+type RedisClient = RedisConnection;
 
 export interface SocketIoAdapterHandle {
   kind: 'memory' | 'redis' | 'redis-sharded';
@@ -30,47 +30,16 @@ export interface SocketIoAdapterHandle {
   close(): Promise<void>;
 }
 
-function createClient(redis: TidingsConfig['redis'], logger: Logger, role: 'pub' | 'sub'): RedisClient {
-  const options: RedisOptions = {
-    // Never give up reconnecting; cross-node calls time out on their own (Socket.IO's requestsTimeout).
-    retryStrategy: (times) => Math.min(times * 200, 5_000),
-    connectionName: `tidings-socketio-${role}`,
-  };
-  let client: RedisClient;
-  if (redis.clusterNodes) {
-    const nodes = redis.clusterNodes
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
-      .map((hostPort) => {
-        const i = hostPort.lastIndexOf(':');
-        return { host: hostPort.slice(0, i), port: Number(hostPort.slice(i + 1)) };
-      });
-    client = new Cluster(nodes, { redisOptions: options });
-  } else {
-    client = new Redis(redis.url, options);
-  }
-  // Log state changes, not every retry: a Redis that is down must not flood the log.
-  let lastError = '';
-  client.on('error', (err: Error) => {
-    if (err.message === lastError) return;
-    lastError = err.message;
-    logger.warn({ err: err.message, role }, 'socket.io adapter: redis error');
-  });
-  client.on('ready', () => {
-    if (lastError) logger.info({ role }, 'socket.io adapter: redis connected again');
-    lastError = '';
-  });
-  return client;
-}
-
 export function createSocketIoAdapter(config: TidingsConfig, logger: Logger): SocketIoAdapterHandle {
   const { redis } = config;
   if (!redis.url && !redis.clusterNodes) {
     return { kind: 'memory', status: () => ({ adapter: 'memory' }), close: async () => undefined };
   }
-  const pub = createClient(redis, logger, 'pub');
-  const sub = createClient(redis, logger, 'sub');
+  // Not fail-fast: the adapter subscribes as soon as it is built, before the connection is up.
+  const pub = createRedisConnection(redis, { name: 'tidings-socketio-pub', failFast: false, lazyConnect: false });
+  const sub = createRedisConnection(redis, { name: 'tidings-socketio-sub', failFast: false, lazyConnect: false });
+  watchRedisErrors(pub, logger, 'socket.io pub');
+  watchRedisErrors(sub, logger, 'socket.io sub');
   const kind = redis.sharded ? 'redis-sharded' : 'redis';
   const adapter = redis.sharded
     ? createShardedAdapter(pub, sub, { channelPrefix: `${redis.keyPrefix}socket.io`, subscriptionMode: 'static' })
