@@ -1,9 +1,11 @@
 /**
  * What the client sees of the wire: the messages Tidings (or Aphlict) delivers, the Socket.IO
- * acks, and the client's own status. Kept free of runtime imports so the ES module build runs
- * in browsers; the gateway's copy of the Socket.IO contract is services/gateway/src/client/socketio-contract.ts.
+ * acks, and the client's own status. Type-only imports from @tidings/protocol, so the ES
+ * module build runs in browsers (the protocol package itself uses node:crypto and zod).
  */
-import type { Notification } from '@tidings/protocol';
+import type { Notification, SocketIoAck } from '@tidings/protocol';
+
+export type { SocketIoAck } from '@tidings/protocol';
 
 /** A delivered message: the published JSON object as is (`type`, `key`, `subscribers`, `uniqueID`, ...). */
 export type TidingsMessage = Notification & { [field: string]: unknown };
@@ -12,17 +14,6 @@ export type TransportName = 'aphlict' | 'socket.io';
 
 /** The instance used when none is given. */
 export const DEFAULT_INSTANCE = 'default';
-
-/** Socket.IO acks: `{ok: true}` or `{ok: false, error, message}`. */
-export type SocketIoAck =
-  | { ok: true; replayed?: number }
-  | {
-      ok: false;
-      error: 'invalid_payload' | 'unknown_event' | 'subscription_cap' | 'replay_failed' | 'internal';
-      message: string;
-      added?: number;
-      refused?: number;
-    };
 
 export type ClientStatus =
   /** A connection attempt started (`attempt` 0 is the first connection). */

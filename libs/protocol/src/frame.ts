@@ -19,6 +19,22 @@ function phidList(data: unknown): string[] | null {
   return data as string[];
 }
 
+/**
+ * The age of a `replay`, from its `data` (both transports): Aphlict's `data.age || 60000`,
+ * so a missing or null data, age or 0 means the default; anything else must be a
+ * non-negative number of milliseconds.
+ */
+export function decodeReplayAge(event: string, data: unknown): { ok: true; ageMs: number } | { ok: false; reason: string } {
+  if (data === undefined || data === null) return { ok: true, ageMs: DEFAULT_REPLAY_AGE_MS };
+  if (typeof data !== 'object' || Array.isArray(data)) return { ok: false, reason: `${event}: data must be an object {age}` };
+  const age = (data as { age?: unknown }).age;
+  if (age === undefined || age === null || age === 0) return { ok: true, ageMs: DEFAULT_REPLAY_AGE_MS };
+  if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) {
+    return { ok: false, reason: `${event}: age must be a non-negative number of milliseconds` };
+  }
+  return { ok: true, ageMs: age };
+}
+
 /** Decodes one text frame. Never throws. */
 export function parseClientFrame(text: string): ClientFrame {
   let frame: unknown;
@@ -39,17 +55,8 @@ export function parseClientFrame(text: string): ClientFrame {
       return { command, phids };
     }
     case 'replay': {
-      // Aphlict: `data.age || 60000`. A missing or null data means the default too.
-      if (data === undefined || data === null) return { command, ageMs: DEFAULT_REPLAY_AGE_MS };
-      if (typeof data !== 'object' || Array.isArray(data)) {
-        return { command: 'ignored', reason: 'replay: data must be an object' };
-      }
-      const age = (data as { age?: unknown }).age;
-      if (age === undefined || age === null || age === 0) return { command, ageMs: DEFAULT_REPLAY_AGE_MS };
-      if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) {
-        return { command: 'ignored', reason: 'replay: age must be a non-negative number of milliseconds' };
-      }
-      return { command, ageMs: age };
+      const age = decodeReplayAge('replay', data);
+      return age.ok ? { command, ageMs: age.ageMs } : { command: 'ignored', reason: age.reason };
     }
     case 'ping':
       return { command };

@@ -6,3 +6,4 @@ export * from './codes';
 export * from './config';
 export * from './logger';
 export * from './envelope';
+export * from './socketio';

@@ -8,26 +8,12 @@
  *   delivery:     on('message', payload)  payload = the JSON object a raw Aphlict socket receives
  *
  * Every payload that does not decode gets `{ ok: false, error, message }` and the socket stays
- * usable (Aphlict's raw sockets go deaf on such frames). libs/client keeps a copy of these
- * types because it may depend on @tidings/protocol only.
+ * usable (Aphlict's raw sockets go deaf on such frames). The ack types live in
+ * @tidings/protocol, shared with libs/client.
  */
-import { DEFAULT_REPLAY_AGE_MS } from '@tidings/protocol';
+import { decodeReplayAge, type SocketIoAck } from '@tidings/protocol';
 
-export type SocketIoErrorCode =
-  /** The payload of a known event has the wrong shape. */
-  | 'invalid_payload'
-  /** The event is not part of the contract. */
-  | 'unknown_event'
-  /** The socket holds the most subscriptions allowed; the PHIDs past the cap were not added. */
-  | 'subscription_cap'
-  /** History could not be read (shared history unreachable). */
-  | 'replay_failed'
-  /** An unexpected failure; logged on the server. */
-  | 'internal';
-
-export type SocketIoAck =
-  | { ok: true; replayed?: number }
-  | { ok: false; error: SocketIoErrorCode; message: string; added?: number; refused?: number };
+export type { SocketIoAck, SocketIoErrorCode } from '@tidings/protocol';
 
 export type AckFn = (answer: SocketIoAck) => void;
 
@@ -61,16 +47,10 @@ export function decodePhids(event: string, data: unknown): Decoded<string[]> {
   return { ok: true, value: data as string[] };
 }
 
-/** `{age}` in ms; a missing payload, age or 0 means 60 s (Aphlict's default). */
+/** `{age}` in ms; a missing payload, age or 0 means 60 s (Aphlict's default), as on raw sockets. */
 export function decodeReplay(data: unknown): Decoded<number> {
-  if (data === undefined || data === null) return { ok: true, value: DEFAULT_REPLAY_AGE_MS };
-  if (typeof data !== 'object' || Array.isArray(data)) return { ok: false, message: 'replay: the payload must be an object {age}' };
-  const age = (data as { age?: unknown }).age;
-  if (age === undefined || age === null || age === 0) return { ok: true, value: DEFAULT_REPLAY_AGE_MS };
-  if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) {
-    return { ok: false, message: 'replay: age must be a non-negative number of milliseconds' };
-  }
-  return { ok: true, value: age };
+  const age = decodeReplayAge('replay', data);
+  return age.ok ? { ok: true, value: age.ageMs } : { ok: false, message: age.reason };
 }
 
 /**

@@ -1,0 +1,18 @@
+/** The Socket.IO acks on the client port, shared by the gateway and libs/client. */
+
+export type SocketIoErrorCode =
+  /** The payload of a known event has the wrong shape. */
+  | 'invalid_payload'
+  /** The event is not part of the contract. */
+  | 'unknown_event'
+  /** The socket holds the most subscriptions allowed; the PHIDs past the cap were not added. */
+  | 'subscription_cap'
+  /** History could not be read (shared history unreachable). */
+  | 'replay_failed'
+  /** An unexpected failure; logged on the server. */
+  | 'internal';
+
+/** `{ok: true}` (with `replayed` after a replay) or `{ok: false, error, message}`. */
+export type SocketIoAck =
+  | { ok: true; replayed?: number }
+  | { ok: false; error: SocketIoErrorCode; message: string; added?: number; refused?: number };
