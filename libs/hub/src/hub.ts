@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 
 /**
  * Something the hub can hand a frame to. The frame is encoded once per message (UTF-8
- * bytes of its JSON) and the same Buffer goes to every recipient.
+ * bytes of its JSON) and the same Buffer goes to every recipient (raw-socket.ts relies on
+ * that identity to build the WebSocket frame once).
  */
 export interface HubMember {
   readonly instance: string;
@@ -137,9 +138,15 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
     return union ?? only ?? EMPTY;
   }
 
-  /** Sends the frame to every matching member once; returns how many were sent to. */
-  deliver(instance: string, phids: readonly string[], frame: Buffer): number {
+  /**
+   * Sends the frame to every matching member once; returns how many were sent to. The JSON
+   * text is encoded to bytes once, and only when someone matches: a node with no recipient
+   * for a message pays for the lookups alone.
+   */
+  deliver(instance: string, phids: readonly string[], json: string): number {
     const recipients = this.recipients(instance, phids);
+    if (recipients instanceof Set ? recipients.size === 0 : recipients.length === 0) return 0;
+    const frame = Buffer.from(json);
     let sent = 0;
     // Copy when iterating a live index set: a send may close a slow socket and remove it.
     for (const member of recipients instanceof Set ? [...recipients] : recipients) {

@@ -168,7 +168,7 @@ export class TidingsNode {
 
   /** Sends a message to this node's sockets that subscribed to any of its PHIDs. */
   deliver(envelope: Envelope): number {
-    let sent = this.hub.deliver(envelope.instance, envelope.subscribers, Buffer.from(envelope.frame));
+    let sent = this.hub.deliver(envelope.instance, envelope.subscribers, envelope.frame);
     for (const d of this.extra) sent += d.deliver(envelope);
     this.counters.messagesOut += sent;
     return sent;
