@@ -201,7 +201,13 @@ describe('relay-only cluster (3 nodes, full mesh, each lists itself, plus a dead
     const whileDown = notification([PHID]);
     expect((await post(nodes[0].adminUrl, whileDown)).status).toBe(200);
     await Promise.all(byNode[1].map((s) => s.waitFor((r) => messagesOf(r).some((m) => m.key === whileDown.key), 5_000, 'message while a node is down')));
-    const downView = (await peersOf(nodes[0]))[2];
+    // The relay to the dead node fails on its own time (a kept-alive socket is first retried
+    // on a fresh one), independently of delivery to node 1: wait for the verdict, bounded.
+    let downView = (await peersOf(nodes[0]))[2];
+    for (const deadline = Date.now() + 5_000; downView.state !== 'down' && Date.now() < deadline; ) {
+      await sleep(50);
+      downView = (await peersOf(nodes[0]))[2];
+    }
     expect(downView.state).toBe('down');
     expect(downView.lastError).toMatch(/ECONNREFUSED|ECONNRESET|socket hang up/);
 
