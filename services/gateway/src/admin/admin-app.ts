@@ -26,8 +26,9 @@ const MAX_ID_LENGTH = 128;
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function sendError(res: ServerResponse, status: number, error: string, message: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify({ error, message }));
+  const body = JSON.stringify({ error, message });
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 /** A request body over the limit: answered 413 as soon as that is known. */
@@ -67,6 +68,9 @@ function pathOf(url: string): string {
 export function createAdminApp(options: AdminAppOptions): AdminHandler {
   const { node, logger } = options;
   const receipt = JSON.stringify({ fingerprint: node.fingerprint });
+  // With a Content-Length, node:http sends head and body in one write(2); without one it
+  // chunks them into a five-part writev(2) (as Aphlict does; any HTTP client reads both).
+  const receiptHeaders = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(receipt) };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -120,7 +124,7 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'publish failed');
       return sendError(res, 500, 'internal', 'internal error');
     }
-    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.writeHead(200, receiptHeaders);
     res.end(receipt);
   };
 
