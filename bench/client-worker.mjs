@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { nowMicros, sleep } from './stats.mjs';
 import { connectSocketIo } from './sio-client.mjs';
 
-/** @type {Map<number, {spec: object, close: () => void, seen: Set<number>, phids: Set<string>}>} */
+/** @type {Map<number, {spec: object, close: () => void, seen: Set<number>, phids: Set<string>, localGroup: string, remoteGroup: string}>} */
 const sockets = new Map();
 let stats = freshStats();
 
@@ -29,7 +29,7 @@ function onNotification(entry, msg) {
   entry.seen.add(seq);
   if (!msg.subscribers.some((p) => entry.phids.has(p))) stats.misdelivered++;
   stats.perSeq.set(seq, (stats.perSeq.get(seq) ?? 0) + 1);
-  const group = `${entry.spec.transport}/${msg.via === entry.spec.node ? 'local' : 'remote'}`;
+  const group = msg.via === entry.spec.node ? entry.localGroup : entry.remoteGroup;
   (stats.latencies[group] ??= []).push(now - msg.sentAt);
 }
 
@@ -71,7 +71,14 @@ async function connectAll(specs, concurrency, timeoutMs) {
   const lane = async () => {
     while (next < specs.length) {
       const spec = specs[next++];
-      const entry = { spec, close: () => {}, seen: new Set(), phids: new Set(spec.phids) };
+      const entry = {
+        spec,
+        close: () => {},
+        seen: new Set(),
+        phids: new Set(spec.phids),
+        localGroup: `${spec.transport}/local`,
+        remoteGroup: `${spec.transport}/remote`,
+      };
       sockets.set(spec.id, entry);
       try {
         if (spec.transport === 'raw') await connectRaw(spec, entry, timeoutMs);
