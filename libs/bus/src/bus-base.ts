@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { silentLogger, type Envelope, type Logger } from '@tidings/protocol';
 import type { Bus, BusEvents } from './bus';
-import { decodeBusFrame, encodeCanary, encodeMessage, toBusMessage } from './bus-codec';
+import { decodeBusFrame, encodeCanary, encodeMessage, messagePrefix, toBusMessage } from './bus-codec';
 
 export interface BusBaseOptions {
   /** Id stamped on this node's traffic. Default: 16 random hex characters. */
@@ -41,10 +41,12 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   private readonly canaries = new Map<string, (err: Error | null, receivedAt?: number) => void>();
   /** Counts for /status/ and metrics. */
   readonly stats = { published: 0, received: 0, echoesDropped: 0, malformed: 0 };
+  private readonly echoPrefix: string;
 
   constructor(options: BusBaseOptions) {
     super();
     this.nodeId = options.nodeId ?? randomBytes(8).toString('hex');
+    this.echoPrefix = messagePrefix(this.nodeId);
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
   }
@@ -97,6 +99,10 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
 
   /** Called by the backend with every text received on the channel. Never throws. */
   protected onText(text: string): void {
+    if (text.startsWith(this.echoPrefix)) {
+      this.stats.echoesDropped++;
+      return;
+    }
     const decoded = decodeBusFrame(text);
     if (!decoded.ok) {
       this.stats.malformed++;

@@ -1,4 +1,4 @@
-import { decodeBusFrame, encodeCanary, encodeMessage } from './bus-codec';
+import { decodeBusFrame, encodeCanary, encodeMessage, messagePrefix } from './bus-codec';
 
 const envelope = { id: 'm1', instance: 'default', subscribers: ['PHID-a'], frame: '{"subscribers":["PHID-a"]}', acceptedAt: 5 };
 
@@ -6,6 +6,16 @@ describe('bus codec', () => {
   it('round-trips messages and canaries', () => {
     expect(decodeBusFrame(encodeMessage('n1', envelope))).toEqual({ ok: true, frame: { t: 'msg', o: 'n1', e: envelope } });
     expect(decodeBusFrame(encodeCanary('n1', 'x'))).toEqual({ ok: true, frame: { t: 'canary', o: 'n1', n: 'x' } });
+  });
+
+  it('starts every message of an origin with its prefix, and no other origin\'s or canary', () => {
+    for (const origin of ['n1', 'a"b\\c', 'ünï']) {
+      const text = encodeMessage(origin, envelope);
+      expect(text.startsWith(messagePrefix(origin))).toBe(true);
+      expect(decodeBusFrame(text)).toMatchObject({ ok: true, frame: { o: origin } });
+    }
+    expect(encodeMessage('n12', envelope).startsWith(messagePrefix('n1'))).toBe(false);
+    expect(encodeCanary('n1', 'x').startsWith(messagePrefix('n1'))).toBe(false);
   });
 
   it('sends only the envelope fields', () => {

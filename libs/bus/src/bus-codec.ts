@@ -25,6 +25,14 @@ export function encodeMessage(origin: string, envelope: Envelope): string {
   return JSON.stringify({ t: 'msg', o: origin, e } satisfies BusFrame);
 }
 
+/**
+ * How every message frame `origin` sends begins: a node recognises its own echo by this
+ * prefix and drops it without parsing (on an N-node bus, 1/N of what arrives is echo).
+ */
+export function messagePrefix(origin: string): string {
+  return `{"t":"msg","o":${JSON.stringify(origin)},`;
+}
+
 export function encodeCanary(origin: string, nonce: string): string {
   return JSON.stringify({ t: 'canary', o: origin, n: nonce } satisfies BusFrame);
 }
