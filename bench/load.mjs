@@ -88,8 +88,8 @@ export async function connectGroup(workers, group, concurrency = 100) {
  * Returns the figures of the phase. CPU is read from every node over the phase only.
  */
 export async function runPhase({ workers, group, nodes, targets, rate, seconds, seq0, label, phidsPerMessage = 5, others = [] }) {
-  await Promise.all(workers.map((w) => w.ask({ type: 'reset' }, 'reset')));
   const total = Math.max(1, Math.round(rate * seconds));
+  await Promise.all(workers.map((w) => w.ask({ type: 'reset', seq0, count: total }, 'reset')));
   // Enough keep-alive sockets that a publish never waits in the agent for one (that wait would
   // count as latency): with Redis a publish is answered only once shared history has it.
   const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 128 }));
