@@ -221,7 +221,11 @@ async function issue2() {
   goals.push(['0 lost, 0 duplicates (issue 2 runs, warm-ups included)', `${lost} lost, ${dups} duplicates`, small.clean && large.clean && latency.clean]);
 }
 
-/** Node configs for a cluster layout: Redis bus, relay (every node lists every admin port), or both. */
+/**
+ * Node configs for a cluster layout: Redis bus, relay, or both. The relay is a full mesh (every
+ * node lists every admin port), so it runs as the README advises for one: relay.forward off,
+ * or every message would cross the mesh again from each receiving node ((n-1)^2 requests).
+ */
 async function clusterConfigs(count, layout, redisUrl) {
   const adminPorts = [];
   for (let i = 0; i < count; i++) adminPorts.push(await freePort());
@@ -230,7 +234,7 @@ async function clusterConfigs(count, layout, redisUrl) {
     adminPort: adminPorts[i],
     config: {
       ...(layout !== 'relay' ? { redis: { url: redisUrl } } : {}),
-      ...(layout !== 'redis' ? { cluster: peers } : {}),
+      ...(layout !== 'redis' ? { cluster: peers, relay: { forward: false } } : {}),
     },
   });
 }
