@@ -1,11 +1,14 @@
 /**
- * A reference for the CPU figures: what a bare node:http server (a child process that reads
- * the body and answers 200) costs per request on this machine right now, under the same
- * keep-alive POSTs at the same rate. On this VM that figure drifts by a third over a day
- * (kernel and wake-up costs, not JavaScript), and the gateway's figure drifts with it, so the
- * bench prints both side by side.
+ * References that show the machine's own state beside the gateway's figures:
+ * - CPU: what a bare node:http server (a child process that reads the body and answers 200)
+ *   costs per request right now, under the same keep-alive POSTs at the same rate. On this VM
+ *   that drifts by a third within a day (kernel and wake-up costs, not JavaScript), and the
+ *   gateway's figure drifts with it.
+ * - Latency: a loopback TCP round trip between two processes, once per millisecond, during a
+ *   phase: the scheduling tail any hop pays under that load.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpuMicros } from './processes.mjs';
@@ -69,4 +72,53 @@ export async function bareHttpCpuPerRequest({ rate, seconds, bodyBytes = 330 }) 
   } finally {
     child.kill();
   }
+}
+
+if (process.argv[2] === 'echo') {
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('data', (data) => socket.write(data));
+  });
+  server.listen(0, '127.0.0.1', () => process.send(server.address().port));
+  process.on('disconnect', () => process.exit(0));
+}
+
+/**
+ * A round trip over loopback TCP between this process and a forked echo process, once per
+ * millisecond, while a phase runs: the machine's own wake-up and scheduling tail under the
+ * same load, with no gateway in the path. Each delivery crosses 3 to 5 such wake-ups.
+ * Returns stop(), which resolves to p50/p99/p99.9/max in ms.
+ */
+export async function startLoopbackProbe() {
+  const child = fork(SELF, ['echo'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', () => reject(new Error('loopback probe echo process exited')));
+  });
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const rtts = [];
+  socket.on('data', (data) => {
+    const now = performance.now();
+    for (let i = 0; i + 8 <= data.length; i += 8) rtts.push(now - data.readDoubleLE(i));
+  });
+  const limit = 600_000; // bounded: ten minutes of samples at most
+  const timer = setInterval(() => {
+    if (rtts.length >= limit) return;
+    const stamp = Buffer.allocUnsafe(8);
+    stamp.writeDoubleLE(performance.now());
+    socket.write(stamp);
+  }, 1);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sleep(50);
+      socket.destroy();
+      child.kill();
+      rtts.sort((a, b) => a - b);
+      const at = (p) => rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * p))] ?? NaN;
+      return { count: rtts.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: rtts[rtts.length - 1] ?? NaN };
+    },
+  };
 }

@@ -18,7 +18,7 @@ import { GATEWAY_MAIN, CLOCK_TICKS, freePort, machineLoad, openFileLimit, startF
 import { connectGroup, planGroup, runPhase, startWorker } from './load.mjs';
 import { fmt, markdownTable, median, sleep } from './stats.mjs';
 import { socketIoClientKind } from './sio-client.mjs';
-import { bareHttpCpuPerRequest } from './reference.mjs';
+import { bareHttpCpuPerRequest, startLoopbackProbe } from './reference.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -97,6 +97,10 @@ function describe(r) {
   const side = r.loadSide;
   const others = side.others.map((o) => `, ${o.name} ${fmt(o.percent)}%`).join('');
   line(`  load side CPU (% of one core): publisher ${fmt(side.publisher)}%, client workers ${side.workers.map((w) => `${fmt(w)}%`).join(' + ')}${others}`);
+  if (r.probe) {
+    const p = r.probe;
+    line(`  machine reference, a bare loopback TCP round trip between two other processes during the phase: p50 ${fmt(p.p50, 2)} ms, p99 ${fmt(p.p99, 2)} ms, p99.9 ${fmt(p.p999, 2)} ms, max ${fmt(p.max, 1)} ms (${p.count})`);
+  }
 }
 
 /** p50/p99 of a phase's deliveries: the named group, or all groups pooled by weight. */
@@ -109,7 +113,7 @@ function lat(r, group) {
  * A warm-up (JIT, heap sizing, connection pools: steady state is what is measured), then the
  * measured phase. Warm-up messages are checked for loss and duplicates too.
  */
-async function measuredPhase(options) {
+async function measuredPhase(options, { probe = false } = {}) {
   const warmupSeconds = num(args.warmup, 3);
   let warmup = { published: 0, lost: 0, duplicates: 0, misdelivered: 0 };
   if (warmupSeconds > 0) {
@@ -117,7 +121,9 @@ async function measuredPhase(options) {
     seq = warmup.nextSeq;
     line(`  warm-up: ${warmup.published} messages in ${warmupSeconds} s, lost ${warmup.lost}, duplicates ${warmup.duplicates}, misdelivered ${warmup.misdelivered}`);
   }
+  const loopback = probe ? await startLoopbackProbe() : undefined;
   const r = await runPhase({ ...options, seq0: seq });
+  if (loopback) r.probe = await loopback.stop();
   seq = r.nextSeq;
   r.clean = r.lost + warmup.lost === 0 && r.duplicates + warmup.duplicates === 0 && r.misdelivered + warmup.misdelivered === 0;
   return r;
@@ -259,7 +265,7 @@ async function cluster() {
             const connectMs = await connectGroup(workers, group);
             line(`  connected and subscribed in ${connectMs} ms`);
             await sleep(1_000);
-            const r = await measuredPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, label, others: [redis] });
+            const r = await measuredPhase({ workers, group, nodes, targets: nodes, rate, seconds: SECONDS, label, others: [redis] }, { probe: true });
             describe(r);
             summary.push([label, `${count} raw`, fmt(connections), fmt(r.publishRate), fmt(r.deliveriesPerSecond), `${lat(r, 'raw/remote')} (local ${lat(r, 'raw/local')})`, `${r.lost} / ${r.duplicates}`, r.cpuPerMessage.map((c) => fmt(c)).join(', '), '-', fmt(r.loadAverage, 1)]);
             const p99 = r.latency['raw/remote']?.p99 / 1000;
