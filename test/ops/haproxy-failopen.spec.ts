@@ -12,8 +12,8 @@ describe('HAProxy and readiness', () => {
   const gateways: GatewayProcess[] = [];
 
   afterAll(async () => {
-    await haproxy?.stop();
-    await Promise.all(gateways.map((g) => g.kill()));
+    // Settled, not awaited in turn: one failed stop must not leave the others running.
+    await Promise.allSettled([haproxy?.stop(), ...gateways.map((g) => g.kill())]);
     await redis?.stop();
   });
 

@@ -49,9 +49,15 @@ export async function startHaproxy(backends: Backend[], checkIntervalMs = 300): 
   let stderr = '';
   const child = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (d) => (stderr += d.toString()));
-  const exited = new Promise<void>((res) => child.once('exit', () => res()));
-  child.once('error', (err) => {
-    stderr += `cannot start haproxy (install the Debian package haproxy): ${err.message}`;
+  // A haproxy that could not be spawned emits 'error' and never 'exit': either ends it.
+  let spawnFailed = false;
+  const exited = new Promise<void>((res) => {
+    child.once('exit', () => res());
+    child.once('error', (err) => {
+      spawnFailed = true;
+      stderr += `cannot start haproxy (install the Debian package haproxy): ${err.message}`;
+      res();
+    });
   });
   const statsUrl = `http://127.0.0.1:${stats}/`;
   const handle: HaproxyProcess = {
@@ -79,7 +85,7 @@ export async function startHaproxy(backends: Backend[], checkIntervalMs = 300): 
         }
         const ok = servers.every((s) => ['tidings_clients', 'tidings_admin'].every((b) => states[`${b}/${s}`]?.startsWith(state)));
         if (ok) return;
-        if (child.exitCode !== null) throw new Error(`haproxy exited: ${stderr}`);
+        if (spawnFailed || child.exitCode !== null) throw new Error(`haproxy exited: ${stderr}`);
         if (Date.now() > deadline) throw new Error(`haproxy: ${servers.join(', ')} not ${state} within ${timeoutMs} ms: ${JSON.stringify(states)}`);
         await sleep(50);
       }

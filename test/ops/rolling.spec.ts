@@ -117,9 +117,8 @@ describe('rolling restart through HAProxy', () => {
   const clients: RollingClient[] = [];
 
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.stop()));
-    await haproxy?.stop();
-    await Promise.all(gateways.map((g) => g.kill()));
+    // Settled, not awaited in turn: one failed stop must not leave the others running.
+    await Promise.allSettled([...clients.map((c) => c.stop()), haproxy?.stop(), ...gateways.map((g) => g.kill())]);
     await redis?.stop();
   });
 
