@@ -50,7 +50,19 @@ describe('redis restart while publishing', () => {
     expect(failedDuring).toBeGreaterThan(0);
     expect(publisher.failed.every((f) => f.status === 503)).toBe(true);
 
-    for (const s of sockets) await s.waitFor(() => acked.every((k) => keysOf(s).includes(k)), 10_000, 'every acknowledged message');
+    for (const [i, s] of sockets.entries()) {
+      try {
+        await s.waitFor(() => acked.every((k) => keysOf(s).includes(k)), 10_000, 'every acknowledged message');
+      } catch {
+        // Say which messages are missing where, and what each node's bus did, for the next time.
+        const { missing } = deliveryFaults(keysOf(s), acked);
+        const busLines = nodes.map((n, j) => `node ${j}: ${JSON.stringify(n.logs.filter((l) => String(l.msg).startsWith('bus')).map((l) => l.msg))}`);
+        throw new Error(
+          `socket ${i} (node ${Math.floor(i / 2)}) lacks ${missing.length} of ${acked.length} acknowledged messages: ${missing.join(', ')}; ` +
+            `${ackedBefore} were acknowledged before Redis stopped (the last: ${acked[ackedBefore - 1]}); ${busLines.join('; ')}`,
+        );
+      }
+    }
     await sleep(300);
     await Promise.all(sockets.map((s) => s.roundTrip()));
     for (const s of sockets) expect(deliveryFaults(keysOf(s), acked)).toEqual({ missing: [], duplicates: [] });

@@ -49,6 +49,9 @@ export interface ExtraDelivery {
   instances(): Iterable<string>;
 }
 
+const BACKFILL_RETRY_MIN_MS = 250;
+const BACKFILL_RETRY_MAX_MS = 2_000;
+
 export class TidingsNode {
   readonly fingerprint: string;
   readonly hub: Hub<HubMember>;
@@ -68,6 +71,9 @@ export class TidingsNode {
    * id is not delivered again but must still be stored before it may be answered 200.
    */
   private readonly unstored = new Map<string, Envelope>();
+  /** Earliest time (epoch ms) a backfill is owed from; null when none is. */
+  private backfillFrom: number | null = null;
+  private backfillRetry?: NodeJS.Timeout;
 
   constructor(options: NodeOptions) {
     this.fingerprint = options.fingerprint ?? createFingerprint();
@@ -83,7 +89,7 @@ export class TidingsNode {
     this.seen = new SeenIds({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
     this.bus?.on('message', (message) => this.onBusMessage(message));
     this.bus?.on('up', (info) => {
-      if (info.reconnect) void this.backfill(info.downSince);
+      if (info.reconnect) this.startBackfill(info.downSince);
     });
   }
 
@@ -216,10 +222,23 @@ export class TidingsNode {
 
   /**
    * After the bus comes back, delivers from shared history what other nodes accepted while
-   * it was down; seen ids keep it from sending anything twice.
+   * it was down; seen ids keep it from sending anything twice. The bus's subscription can
+   * be back before the history connection is (both reconnect on their own after a Redis
+   * restart), so a failed read is retried while the bus stays up and the history still
+   * reaches back that far; if the bus drops again, the next reconnect's backfill starts
+   * from the earliest time still owed.
    */
-  private async backfill(downSince: number | null): Promise<void> {
+  private startBackfill(downSince: number | null): void {
     const from = downSince === null ? this.now() - this.historyMaxAgeMs : downSince - 5_000;
+    this.backfillFrom = this.backfillFrom === null ? from : Math.min(this.backfillFrom, from);
+    clearTimeout(this.backfillRetry);
+    void this.backfill(0);
+  }
+
+  private async backfill(attempt: number): Promise<void> {
+    const from = this.backfillFrom;
+    // Nothing owed, or the bus dropped again: the next reconnect starts it over.
+    if (from === null || (this.bus && !this.bus.isConnected)) return;
     let delivered = 0;
     try {
       const instances = new Set(this.hub.instances());
@@ -231,9 +250,26 @@ export class TidingsNode {
           delivered++;
         }
       }
-      this.logger.info({ delivered, from }, 'bus back: backfilled from shared history');
+      // Another outage may have pushed the debt further back meanwhile: that one is still owed.
+      if (this.backfillFrom === from) this.backfillFrom = null;
+      this.logger.info({ delivered, from, attempt }, 'bus back: backfilled from shared history');
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'bus back: backfill from shared history failed');
+      const message = (err as Error).message;
+      if (this.now() - from >= this.historyMaxAgeMs) {
+        this.backfillFrom = null;
+        this.logger.error({ err: message, from, attempt }, 'bus back: backfill failed and history no longer reaches back that far; messages may be missing on this node');
+        return;
+      }
+      if (this.bus && !this.bus.isConnected) {
+        // The next reconnect backfills from the earliest time still owed.
+        this.logger.warn({ err: message, from, attempt }, 'bus back: backfill failed; the bus is down again, retrying once it is back');
+        return;
+      }
+      const delayMs = Math.min(BACKFILL_RETRY_MAX_MS, BACKFILL_RETRY_MIN_MS * 2 ** attempt);
+      this.logger.warn({ err: message, from, attempt, retryInMs: delayMs }, 'bus back: backfill from shared history failed, retrying');
+      clearTimeout(this.backfillRetry);
+      this.backfillRetry = setTimeout(() => void this.backfill(attempt + 1), delayMs);
+      this.backfillRetry.unref();
     }
   }
 }
