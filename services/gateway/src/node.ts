@@ -73,6 +73,8 @@ export class TidingsNode {
   private readonly unstored = new Map<string, Envelope>();
   /** Earliest time (epoch ms) a backfill is owed from; null when none is. */
   private backfillFrom: number | null = null;
+  /** When that debt began (epoch ms): past the history window, whatever it held has aged out. */
+  private backfillOwedSince = 0;
   private backfillRetry?: NodeJS.Timeout;
 
   constructor(options: NodeOptions) {
@@ -224,12 +226,13 @@ export class TidingsNode {
    * After the bus comes back, delivers from shared history what other nodes accepted while
    * it was down; seen ids keep it from sending anything twice. The bus's subscription can
    * be back before the history connection is (both reconnect on their own after a Redis
-   * restart), so a failed read is retried while the bus stays up and the history still
-   * reaches back that far; if the bus drops again, the next reconnect's backfill starts
-   * from the earliest time still owed.
+   * restart), so a failed read is retried while the bus stays up, for as long as the
+   * history window (after that, what was owed has aged out of history anyway); if the bus
+   * drops again, the next reconnect's backfill starts from the earliest time still owed.
    */
   private startBackfill(downSince: number | null): void {
     const from = downSince === null ? this.now() - this.historyMaxAgeMs : downSince - 5_000;
+    if (this.backfillFrom === null) this.backfillOwedSince = this.now();
     this.backfillFrom = this.backfillFrom === null ? from : Math.min(this.backfillFrom, from);
     clearTimeout(this.backfillRetry);
     void this.backfill(0);
@@ -255,9 +258,9 @@ export class TidingsNode {
       this.logger.info({ delivered, from, attempt }, 'bus back: backfilled from shared history');
     } catch (err) {
       const message = (err as Error).message;
-      if (this.now() - from >= this.historyMaxAgeMs) {
+      if (this.now() - this.backfillOwedSince >= this.historyMaxAgeMs) {
         this.backfillFrom = null;
-        this.logger.error({ err: message, from, attempt }, 'bus back: backfill failed and history no longer reaches back that far; messages may be missing on this node');
+        this.logger.error({ err: message, from, attempt }, 'bus back: backfill failed for longer than the history window; messages may be missing on this node');
         return;
       }
       if (this.bus && !this.bus.isConnected) {

@@ -68,8 +68,9 @@ function pathOf(url: string): string {
 export function createAdminApp(options: AdminAppOptions): AdminHandler {
   const { node, logger } = options;
   const receipt = JSON.stringify({ fingerprint: node.fingerprint });
-  // With a Content-Length, node:http sends head and body in one write(2); without one it
-  // chunks them into a five-part writev(2) (as Aphlict does; any HTTP client reads both).
+  // With a Content-Length, node:http sends head and body as one buffer in one system call;
+  // without one it chunks them into a five-part writev(2) (as Aphlict does; any HTTP client
+  // reads both).
   const receiptHeaders = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(receipt) };
   const app = express();
   app.disable('x-powered-by');
