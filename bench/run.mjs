@@ -169,7 +169,7 @@ async function settleRss(node, ms = 2_000) {
 
 /**
  * One gateway, N raw sockets: RSS per idle socket, then `phases` publish phases back to back
- * (one warm-up first). CPU per message on this VM varies by about +-10% from one phase to the
+ * (one warm-up first). CPU per message on this VM varies by up to 10-20% from one phase to the
  * next, so a goal on it takes the median of the phases; every phase's figure is printed.
  */
 async function singleNode({ connections, rate, seconds, label, phases = 1 }) {
