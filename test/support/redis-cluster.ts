@@ -168,8 +168,6 @@ export function deliveryFaults(received: string[], expected: Iterable<string>): 
 export interface SteadyPublisher {
   /** Keys answered 200, in order. */
   acked: string[];
-  /** For each acknowledged key: the admin URL that answered and when (Date.now()). */
-  ackedBy: Map<string, { adminUrl: string; at: number }>;
   /** Keys answered otherwise or not at all, with the status (0: no answer). */
   failed: { key: string; status: number }[];
   /** Resolves when the loop ended (max reached or stop()). */
@@ -189,7 +187,7 @@ export function publishSteadily(options: {
   maxMs: number;
   instance?: string;
 }): SteadyPublisher {
-  const state: SteadyPublisher = { acked: [], ackedBy: new Map(), failed: [], done: Promise.resolve(), stop: async () => undefined };
+  const state: SteadyPublisher = { acked: [], failed: [], done: Promise.resolve(), stop: async () => undefined };
   let stopped = false;
   const interval = 1_000 / options.ratePerSec;
   const started = Date.now();
@@ -205,10 +203,7 @@ export function publishSteadily(options: {
           post(node.adminUrl, message, { instance: options.instance }),
           new Promise<never>((_, reject) => setTimeout(() => reject(new Error('publish timed out')), 5_000).unref()),
         ]);
-        if (res.status === 200) {
-          state.acked.push(key);
-          state.ackedBy.set(key, { adminUrl: node.adminUrl, at: Date.now() });
-        }
+        if (res.status === 200) state.acked.push(key);
         else state.failed.push({ key, status: res.status });
       } catch {
         state.failed.push({ key, status: 0 });

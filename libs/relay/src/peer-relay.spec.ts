@@ -124,6 +124,42 @@ describe('PeerRelay', () => {
     expect(relay.status()[0]).toMatchObject({ peer: `127.0.0.1:${peer.port}`, protocol: 'http', state: 'up', sent: 1, failed: 0, fingerprint: 'peerA' });
   });
 
+  it('relay - send() settles once the request is written, without waiting for the answer', async () => {
+    let answer: (() => void) | undefined;
+    const peer = await peerServer((_req, res) => {
+      answer = () => receipt('peerA')(_req, res);
+    });
+    const relay = relayTo([peer.port]);
+    const started = Date.now();
+    await relay.send(envelope(), [OWN]);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    // Settled with the request under way, not merely queued.
+    expect(relay.status()[0]).toMatchObject({ queued: 0, inFlight: 1 });
+    await until(() => peer.requests.length === 1, 3_000, 'the request at the peer');
+    expect(relay.status()[0]).toMatchObject({ inFlight: 1, sent: 0 });
+    answer!();
+    await until(() => relay.status()[0].sent === 1);
+  });
+
+  it('relay - send() waits at most handoffWaitMs when the peer has every request in flight, and never for a down peer', async () => {
+    const peer = await peerServer(() => undefined); // never answers
+    const relay = relayTo([peer.port], { maxInFlight: 1, handoffWaitMs: 100 });
+    await relay.send(envelope(), [OWN]); // written: the one slot is now busy
+    const started = Date.now();
+    await relay.send(envelope(), [OWN]); // queued behind it
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(90);
+    expect(waited).toBeLessThan(1_000);
+    expect(relay.status()[0]).toMatchObject({ queued: 1, inFlight: 1 });
+
+    const dead = relayTo([await deadPort()], { handoffWaitMs: 5_000 });
+    const t0 = Date.now();
+    await dead.send(envelope(), [OWN]); // refused: settles with the failure
+    await until(() => dead.status()[0].state === 'down', 3_000, 'down');
+    await dead.send(envelope(), [OWN]); // down: not waited for
+    expect(Date.now() - t0).toBeLessThan(2_000);
+  });
+
   it('relay - Content-Length counts bytes, so non-ASCII text arrives whole', async () => {
     const peer = await peerServer(receipt('peerA'));
     const relay = relayTo([peer.port]);

@@ -32,6 +32,11 @@ export interface PeerRelayOptions {
    * per hop and spares Aphlict peers the duplicate copies they cannot drop themselves.
    */
   forward?: boolean;
+  /**
+   * Longest wait of send()'s promise for the message's requests to be written to the
+   * reachable peers' sockets, in ms. Default 25: normally they are written within the tick.
+   */
+  handoffWaitMs?: number;
   /** Default: logs nothing. */
   logger?: Logger;
   /** Clock for status timestamps. Default Date.now. */
@@ -46,6 +51,7 @@ export const PEER_RELAY_DEFAULTS = {
   maxInFlight: 4,
   closeTimeoutMs: 2_000,
   forward: true,
+  handoffWaitMs: 25,
 } as const;
 
 export class RelayOptionsError extends Error {
@@ -57,17 +63,20 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 export class PeerRelay implements Relay {
   private readonly peers: Peer[];
   private readonly closeTimeoutMs: number;
   private readonly fingerprint: string;
   private readonly forward: boolean;
+  private readonly handoffWaitMs: number;
   private readonly now: () => number;
   private closing?: Promise<void>;
 
   constructor(options: PeerRelayOptions) {
     const o = { ...PEER_RELAY_DEFAULTS, ...stripUndefined(options) };
-    for (const key of ['queueSize', 'timeoutMs', 'retryMinMs', 'retryMaxMs', 'maxInFlight', 'closeTimeoutMs'] as const) {
+    for (const key of ['queueSize', 'timeoutMs', 'retryMinMs', 'retryMaxMs', 'maxInFlight', 'closeTimeoutMs', 'handoffWaitMs'] as const) {
       positive(key, o[key]);
     }
     if (!Number.isInteger(o.queueSize) || !Number.isInteger(o.maxInFlight)) {
@@ -82,6 +91,7 @@ export class PeerRelay implements Relay {
     this.closeTimeoutMs = o.closeTimeoutMs;
     this.fingerprint = options.fingerprint;
     this.forward = o.forward;
+    this.handoffWaitMs = o.handoffWaitMs;
     this.peers = options.peers.map(
       (address) =>
         new Peer({
@@ -99,12 +109,25 @@ export class PeerRelay implements Relay {
     );
   }
 
-  send(message: Envelope, touched: readonly string[]): void {
-    if (this.closing) return;
-    if (!this.forward && touched.some((f) => f !== this.fingerprint)) return;
+  send(message: Envelope, touched: readonly string[]): Promise<void> {
+    if (this.closing) return RESOLVED;
+    if (!this.forward && touched.some((f) => f !== this.fingerprint)) return RESOLVED;
     // Serialised once for every peer; Content-Length counts these bytes.
     const item = { id: message.id, instance: message.instance, body: Buffer.from(message.frame, 'utf8'), touched };
-    for (const peer of this.peers) peer.enqueue(item);
+    const handoffs: Promise<void>[] = [];
+    for (const peer of this.peers) {
+      const handoff = peer.enqueue(item);
+      if (handoff) handoffs.push(handoff);
+    }
+    if (handoffs.length === 0) return RESOLVED;
+    // Bounded: a peer whose requests are all in flight (slow) delays the answer by this at most.
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.handoffWaitMs);
+      void Promise.all(handoffs).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   status(): PeerStatus[] {

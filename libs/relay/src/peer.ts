@@ -68,6 +68,8 @@ export class Peer {
   private state: PeerState = 'unknown';
   private fingerprint: string | null = null;
   private readonly queue: RelayItem[] = [];
+  /** Senders waiting for a queued message's request to be written (see enqueue). */
+  private readonly handoffs = new Map<RelayItem, () => void>();
   private inFlight = 0;
   private sent = 0;
   private failed = 0;
@@ -100,21 +102,43 @@ export class Peer {
     return this.state === 'self';
   }
 
-  /** Queues a message unless the peer is this node or already touched it. */
-  enqueue(item: RelayItem): void {
-    if (this.state === 'self') return;
+  /**
+   * Queues a message unless the peer is this node or already touched it. Returns a promise
+   * that settles once its request has been written to the socket (handed to the kernel, so
+   * it leaves even if this process dies next), or once the message will not go out now
+   * (the peer went down, it was dropped); undefined when there is nothing to wait for.
+   */
+  enqueue(item: RelayItem): Promise<void> | undefined {
+    if (this.state === 'self') return undefined;
     if (this.closing) {
       this.dropped++;
-      return;
+      return undefined;
     }
-    if (this.hasTouched(item)) return;
+    if (this.hasTouched(item)) return undefined;
     if (this.queue.length >= this.options.queueSize) {
       // The oldest message is the least useful one: its readers may have reloaded by now.
-      this.queue.shift();
+      this.release(this.queue.shift()!);
       this.dropped++;
     }
     this.queue.push(item);
     this.schedulePump();
+    // A peer that is down holds no one up: its queue waits for the retry.
+    if (this.state === 'down') return undefined;
+    return new Promise<void>((resolve) => this.handoffs.set(item, resolve));
+  }
+
+  /** Settles the hand-off of a message (written, dropped, or not going out now). */
+  private release(item: RelayItem): void {
+    const done = this.handoffs.get(item);
+    if (!done) return;
+    this.handoffs.delete(item);
+    done();
+  }
+
+  private releaseAll(): void {
+    const pending = [...this.handoffs.values()];
+    this.handoffs.clear();
+    for (const done of pending) done();
   }
 
   status(): PeerStatus {
@@ -162,6 +186,7 @@ export class Peer {
     if (this.pumpScheduled) clearImmediate(this.pumpScheduled);
     this.pumpScheduled = undefined;
     this.dropQueue();
+    this.releaseAll();
     this.agent.destroy();
   }
 
@@ -171,6 +196,7 @@ export class Peer {
 
   private dropQueue(): void {
     this.dropped += this.queue.length;
+    for (const item of this.queue) this.release(item);
     this.queue.length = 0;
   }
 
@@ -193,7 +219,10 @@ export class Peer {
   private pump(): void {
     while (this.inFlight < this.capacity() && this.queue.length > 0) {
       const item = this.queue.shift()!;
-      if (this.hasTouched(item)) continue;
+      if (this.hasTouched(item)) {
+        this.release(item);
+        continue;
+      }
       this.inFlight++;
       this.deliver(item).catch((err: Error) => this.logger.error({ err: err.message, stack: err.stack }, 'relay: delivery bookkeeping failed'));
     }
@@ -212,6 +241,7 @@ export class Peer {
     // the peer, so try once more on a fresh socket (as Node's http docs advise).
     if (outcome.kind === 'failed' && outcome.reusedSocket && !this.closing) outcome = await this.request(item);
     this.inFlight--;
+    this.release(item);
     if (outcome.kind === 'answered') this.onAnswer(item, outcome.status, outcome.body);
     else if (outcome.kind === 'unsendable') this.onUnsendable(item, outcome.error);
     else this.onFailure(item, outcome.error);
@@ -266,6 +296,8 @@ export class Peer {
           settle({ kind: 'answered', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8', 0, MAX_RECEIPT_BYTES) }),
         );
       });
+      // 'finish': the whole request is written to the socket, i.e. handed to the kernel.
+      req.once('finish', () => this.release(item));
       req.end(item.body);
     });
   }
@@ -307,13 +339,14 @@ export class Peer {
     if (fingerprint === this.options.ownFingerprint) {
       this.state = 'self';
       this.queue.length = 0;
+      this.releaseAll();
       this.logger.info({ fingerprint }, 'relay peer is this node; not sending to it again');
       return;
     }
     this.logger.info({ fingerprint }, 'relay peer fingerprint learned');
     // Messages queued before we knew it may already have passed through it.
     for (let i = this.queue.length - 1; i >= 0; i--) {
-      if (this.queue[i].touched.includes(fingerprint)) this.queue.splice(i, 1);
+      if (this.queue[i].touched.includes(fingerprint)) this.release(this.queue.splice(i, 1)[0]);
     }
   }
 
@@ -325,6 +358,8 @@ export class Peer {
       this.logger.warn({ err: this.lastError, retryInMs: this.retryDelay }, 'relay peer is down; retrying with backoff');
     }
     this.state = 'down';
+    // Nobody waits on a peer that is down.
+    this.releaseAll();
     if (this.closing) {
       this.dropped++;
       this.dropQueue();

@@ -45,9 +45,12 @@ export interface Relay {
   /**
    * Queues the message for every peer that has not touched it (by learned fingerprint).
    * `touched` is the message's list, this node's fingerprint included. Never throws and
-   * never waits for a peer.
+   * never rejects. The promise settles once the message's request has been written to the
+   * socket of every peer that is up (so it leaves even if this process dies next), or after
+   * a short bound (`handoffWaitMs`) when a peer has all its requests in flight; a peer
+   * that is down is not waited for. The gateway answers its publisher after this.
    */
-  send(message: Envelope, touched: readonly string[]): void;
+  send(message: Envelope, touched: readonly string[]): Promise<void>;
   status(): PeerStatus[];
   /** Sends what is queued (bounded by a timeout), then stops. Idempotent. */
   close(): Promise<void>;

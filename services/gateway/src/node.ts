@@ -127,9 +127,12 @@ export class TidingsNode {
     const stored = this.store(envelope);
     this.deliver(envelope);
     const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
-    this.relay?.send(envelope, message.touched);
+    // Answered only once the relay requests are written too: a node killed right after its
+    // 200 has still sent the message on to its peers (Aphlict answers first).
+    const relayed = this.relay?.send(envelope, message.touched);
     try {
       await stored;
+      await relayed;
     } finally {
       // A bus failure is logged, not thrown: the bus has its own state in /status/ and readiness.
       published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
