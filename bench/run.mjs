@@ -113,6 +113,9 @@ function lat(r, group) {
  * A warm-up (JIT, heap sizing, connection pools: steady state is what is measured), then the
  * measured phase. Warm-up messages are checked for loss and duplicates too.
  */
+/** Whether a phase delivered everything exactly once, to the right sockets only. */
+const isClean = (phase) => phase.lost === 0 && phase.duplicates === 0 && phase.misdelivered === 0;
+
 async function measuredPhase(options, { probe = false } = {}) {
   const warmupSeconds = num(args.warmup, 3);
   let warmup = { published: 0, lost: 0, duplicates: 0, misdelivered: 0 };
@@ -125,7 +128,7 @@ async function measuredPhase(options, { probe = false } = {}) {
   const r = await runPhase({ ...options, seq0: seq });
   if (loopback) r.probe = await loopback.stop();
   seq = r.nextSeq;
-  r.clean = r.lost + warmup.lost === 0 && r.duplicates + warmup.duplicates === 0 && r.misdelivered + warmup.misdelivered === 0;
+  r.clean = isClean(r) && isClean(warmup);
   return r;
 }
 
@@ -193,7 +196,7 @@ async function singleNode({ connections, rate, seconds, label, phases = 1 }) {
         line(`  phase ${k + 1} of ${phases}:`);
         describe(again);
         r.cpuPhases.push(again.cpuPerMessage[0]);
-        r.clean &&= again.lost === 0 && again.duplicates === 0 && again.misdelivered === 0;
+        r.clean &&= isClean(again);
         r.lost += again.lost;
         r.duplicates += again.duplicates;
       }

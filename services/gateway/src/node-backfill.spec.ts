@@ -82,12 +82,18 @@ describe('node: backfill after a bus outage', () => {
 
   const message = (key: string) => ({ type: 'notification', key, subscribers: ['PHID-USER-b'], uniqueID: `id-${key}` });
 
-  it('retries a failed history read while the bus is up, and delivers what was missed once', async () => {
+  /** A recipient on node B; then the bus goes down and node A accepts `key` meanwhile. */
+  async function outageWith(key: string): Promise<Inbox> {
     const inbox = new Inbox();
     b.hub.add(inbox);
     b.hub.subscribe(inbox, ['PHID-USER-b']);
     hub.setUp(false);
-    await a.publish('default', message('during-outage'));
+    await a.publish('default', message(key));
+    return inbox;
+  }
+
+  it('retries a failed history read while the bus is up, and delivers what was missed once', async () => {
+    const inbox = await outageWith('during-outage');
     expect(inbox.keys()).toEqual([]);
 
     bHistory.failures = 2;
@@ -101,11 +107,7 @@ describe('node: backfill after a bus outage', () => {
   });
 
   it('owes a failed backfill to the next reconnect when the bus drops again, from the earlier outage on', async () => {
-    const inbox = new Inbox();
-    b.hub.add(inbox);
-    b.hub.subscribe(inbox, ['PHID-USER-b']);
-    hub.setUp(false);
-    await a.publish('default', message('first-outage'));
+    const inbox = await outageWith('first-outage');
     bHistory.failures = 1;
     hub.setUp(true);
     await until(() => bHistory.reads === 1, 1_000, 'the first (failing) backfill read');

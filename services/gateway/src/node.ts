@@ -49,6 +49,8 @@ export interface ExtraDelivery {
   instances(): Iterable<string>;
 }
 
+const unstoredKey = (instance: string, id: string): string => `${instance}\u0000${id}`;
+
 const BACKFILL_RETRY_MIN_MS = 250;
 const BACKFILL_RETRY_MAX_MS = 2_000;
 
@@ -117,7 +119,7 @@ export class TidingsNode {
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
     if (!this.seen.markNew(instance, id)) {
       this.counters.duplicatesDropped++;
-      const pending = this.unstored.get(`${instance}\u0000${id}`);
+      const pending = this.unstored.size === 0 ? undefined : this.unstored.get(unstoredKey(instance, id));
       if (pending) await this.store(pending);
       return { status: 'duplicate', id };
     }
@@ -142,11 +144,12 @@ export class TidingsNode {
 
   /** Appends to history; on failure remembers the envelope so a retry of its id can store it. */
   private async store(envelope: Envelope): Promise<void> {
-    const key = `${envelope.instance}\u0000${envelope.id}`;
     try {
       await this.appendToHistory(envelope);
-      this.unstored.delete(key);
+      // Only a retry of an earlier failure has anything to clear; the hot path skips the key.
+      if (this.unstored.size !== 0) this.unstored.delete(unstoredKey(envelope.instance, envelope.id));
     } catch (err) {
+      const key = unstoredKey(envelope.instance, envelope.id);
       this.unstored.delete(key);
       this.unstored.set(key, envelope);
       // Bounded: the oldest failures are forgotten first.
