@@ -8,7 +8,7 @@ import http from 'node:http';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuMicros } from './processes.mjs';
+import { cpuMicros, schedStat } from './processes.mjs';
 import { createRandom, nowMicros, percentile, pickDistinct, sleep } from './stats.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -176,6 +176,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
   const side0 = sideCpu();
   const loadAtStart = loadavg()[0];
   const cpu0 = nodes.map((n) => n.cpuMicros());
+  const sched0 = nodes.map((n) => schedStat(n.pid));
   const t0 = performance.now();
   const deadline = t0 + (seconds + 15) * 1000;
   // Paced in 1 ms ticks: each tick sends what is due by now, bounded by count and time.
@@ -201,6 +202,7 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     await sleep(50);
   }
   const cpu1 = nodes.map((n) => n.cpuMicros());
+  const sched1 = nodes.map((n) => schedStat(n.pid));
   const spanMs = performance.now() - t0;
   const side1 = sideCpu();
   const load = side1.map((c, i) => (c - side0[i]) / (spanMs * 10)); // percent of one core
@@ -251,6 +253,13 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     latency,
     cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
     systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
+    // How long each gateway's event loop sat runnable but without a CPU: the machine's share
+    // of the latency (every hop of a delivery starts with such a wake-up).
+    runQueue: nodes.map((n, i) => {
+      const slices = sched1[i].slices - sched0[i].slices;
+      const waitNs = sched1[i].waitNs - sched0[i].waitNs;
+      return { perWakeupUs: slices > 0 ? waitNs / slices / 1000 : NaN, wakeupsPerSecond: (slices / spanMs) * 1000, percent: (waitNs / 1e6 / spanMs) * 100 };
+    }),
     nextSeq: seq0 + sent,
     loadAverage: Math.max(loadAtStart, loadavg()[0]),
     loadSide: {

@@ -27,6 +27,21 @@ export function cpuMicros(pid) {
   return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, system: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
 }
 
+/**
+ * Scheduler figures of a process's main thread (the event loop), from /proc/PID/schedstat:
+ * time on a CPU, time runnable but waiting for one (run-queue delay), and timeslices, each
+ * of which began with a wake-up or a preemption. Nanoseconds; zeros where the kernel lacks
+ * CONFIG_SCHED_INFO.
+ */
+export function schedStat(pid) {
+  try {
+    const [runNs, waitNs, slices] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { runNs: runNs || 0, waitNs: waitNs || 0, slices: slices || 0 };
+  } catch {
+    return { runNs: 0, waitNs: 0, slices: 0 };
+  }
+}
+
 /** Resident set size of a process, in bytes. */
 export function rssBytes(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

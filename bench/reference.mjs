@@ -30,7 +30,8 @@ if (process.argv[2] === 'serve') {
 
 /** CPU microseconds per request of a bare node:http server at `rate` requests/s for `seconds`. */
 export async function bareHttpCpuPerRequest({ rate, seconds, bodyBytes = 330 }) {
-  const child = fork(SELF, ['serve'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The gateway's own node flags (none), not the load side's --single-threaded-gc.
+  const child = fork(SELF, ['serve'], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const port = await new Promise((resolve, reject) => {
       child.once('message', resolve);

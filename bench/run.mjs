@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
     // generation it pauses for a scavenge (3-13 ms) several times a second, and every delivery
     // arriving meanwhile is timed late: that was most of the measured p99. 64 MiB makes those
     // pauses rare; it changes nothing in the gateways.
-    'worker-node-args': { type: 'string', default: '--max-semi-space-size=64' },
+    'worker-node-args': { type: 'string', default: '--max-semi-space-size=64 --single-threaded-gc' },
     'compare-aphlict': { type: 'string' },
     'phids-per-message': { type: 'string', default: '5' },
     warmup: { type: 'string', default: '3' },
@@ -67,8 +67,9 @@ if (args.help) {
                        aphlict_server.js, outside this repository) instead of Tidings
   --gateway-log FILE   append every gateway's stdout lines to FILE (diagnostics)
   --gateway-node-args="A B"  extra node flags for the gateways (diagnostics, e.g. =--perf-basic-prof)
-  --worker-node-args="A B"   node flags for the client workers (default --max-semi-space-size=64,
-                       so their own GC pauses do not show up as delivery latency)`);
+  --worker-node-args="A B"   node flags for the client workers (default --max-semi-space-size=64
+                       --single-threaded-gc: their own GC pauses neither show up as delivery latency
+                       nor take the gateways' cores; see bench/README.md)`);
   process.exit(0);
 }
 
@@ -94,6 +95,10 @@ function describe(r) {
   line(`  latency: ${groups || 'none'}`);
   const cpu = r.cpuPerMessage.map((c, i) => `${fmt(c, 0)} us (system ${fmt(r.systemPerMessage[i], 0)})`).join(', ');
   line(`  gateway CPU per published message: ${cpu}${r.cpuPerMessage.length > 1 ? ' (per node)' : ''}`);
+  if (r.runQueue.some((q) => q.wakeupsPerSecond > 0)) {
+    const waits = r.runQueue.map((q) => `${fmt(q.perWakeupUs, 0)} us over ${fmt(q.wakeupsPerSecond, 0)}/s (${fmt(q.percent, 1)}% of the phase)`).join(', ');
+    line(`  gateway event loop runnable but waiting for a CPU, mean per wake-up: ${waits}${r.runQueue.length > 1 ? ' (per node)' : ''}`);
+  }
   const side = r.loadSide;
   const others = side.others.map((o) => `, ${o.name} ${fmt(o.percent)}%`).join('');
   line(`  load side CPU (% of one core): publisher ${fmt(side.publisher)}%, client workers ${side.workers.map((w) => `${fmt(w)}%`).join(' + ')}${others}`);
@@ -340,7 +345,10 @@ async function main() {
   const limit = openFileLimit();
   // A single gateway holds every socket (10,000 in the default run); each worker holds its share.
   const needed = Math.max(num(args.connections, 0) + num(args['sio-connections'], 0), 10_000) + 1_000;
-  line(`Tidings bench: node ${process.version}, ${WORKERS} client worker processes (node flags: ${args['worker-node-args'] || 'none'}), CLK_TCK ${CLOCK_TICKS}, open-file limit ${limit}`);
+  line(`Tidings bench: node ${process.version}, ${WORKERS} client worker processes (node flags: ${args['worker-node-args'] || 'none'}), publisher node flags: ${process.execArgv.join(' ') || 'none'}, CLK_TCK ${CLOCK_TICKS}, open-file limit ${limit}`);
+  if (!process.execArgv.includes('--single-threaded-gc')) {
+    line('note: the publisher runs without --single-threaded-gc (npm run bench passes it): its GC helper threads can take both cores for milliseconds at a time');
+  }
   line(`started ${new Date().toISOString()}; load: ${machineLoad()}`);
   if (limit < needed) {
     line(`open-file limit ${limit} is too low for this run (the gateway needs about ${needed}): raise it with 'ulimit -n 65536' in the shell first`);
