@@ -38,7 +38,9 @@ const { values: args } = parseArgs({
     // A worker takes ~7,500 deliveries/s at 1,000 publishes/s; with V8's default 16 MiB young
     // generation it pauses for a scavenge (3-13 ms) several times a second, and every delivery
     // arriving meanwhile is timed late: that was most of the measured p99. 64 MiB makes those
-    // pauses rare; it changes nothing in the gateways.
+    // pauses rare; it changes nothing in the gateways. --single-threaded-gc keeps a worker's
+    // collections on its own thread: spread over V8's helper threads, one scavenge held both
+    // vCPUs for ~10 ms while the gateways waited (perf sched).
     'worker-node-args': { type: 'string', default: '--max-semi-space-size=64 --single-threaded-gc' },
     'compare-aphlict': { type: 'string' },
     'phids-per-message': { type: 'string', default: '5' },
