@@ -28,17 +28,16 @@ export function cpuMicros(pid) {
 }
 
 /**
- * Scheduler figures of a process's main thread (the event loop), from /proc/PID/schedstat:
- * time on a CPU, time runnable but waiting for one (run-queue delay), and timeslices, each
- * of which began with a wake-up or a preemption. Nanoseconds; zeros where the kernel lacks
- * CONFIG_SCHED_INFO.
+ * Run-queue figures of a process's main thread (the event loop), from /proc/PID/schedstat:
+ * time runnable but waiting for a CPU, and timeslices, each of which began with a wake-up
+ * or a preemption. Nanoseconds; zeros where the kernel lacks CONFIG_SCHED_INFO.
  */
 export function schedStat(pid) {
   try {
-    const [runNs, waitNs, slices] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
-    return { runNs: runNs || 0, waitNs: waitNs || 0, slices: slices || 0 };
+    const [, waitNs, slices] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { waitNs: waitNs || 0, slices: slices || 0 };
   } catch {
-    return { runNs: 0, waitNs: 0, slices: 0 };
+    return { waitNs: 0, slices: 0 };
   }
 }
 
