@@ -16,6 +16,11 @@ export class Counters {
   replays = 0;
   /** Inputs refused, by reason (admin error codes and socket frame problems). */
   readonly rejected = new Map<string, number>();
+  /**
+   * Defects contained where they happened, by place (`raw_socket`, `socketio`, `admin`,
+   * `upgrade`, `unhandled_rejection`): each closed one socket or failed one request, not the process.
+   */
+  readonly internalErrors = new Map<string, number>();
 
   /** Called with each bus publish's latency in ms (metrics adds one); none: not timed. */
   readonly busPublishObservers: ((ms: number) => void)[] = [];
@@ -24,5 +29,9 @@ export class Counters {
 
   reject(reason: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+
+  internalError(where: string): void {
+    this.internalErrors.set(where, (this.internalErrors.get(where) ?? 0) + 1);
   }
 }

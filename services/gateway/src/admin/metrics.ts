@@ -71,6 +71,16 @@ export class GatewayMetrics {
         for (const [reason, n] of c.rejected) this.inc({ reason }, n);
       },
     });
+    new Counter({
+      name: 'tidings_internal_errors_total',
+      help: 'Defects contained where they happened (one socket closed or one request failed, not the process), by place',
+      labelNames: ['where'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [where, n] of c.internalErrors) this.inc({ where }, n);
+      },
+    });
     new Gauge({
       name: 'tidings_history_size',
       help: 'Messages kept in history, by instance (instances with sockets on this node)',

@@ -54,6 +54,7 @@ export class StatusReporter {
       'messages.fromBus': c.busIn,
       'messages.replays': c.replays,
       'messages.rejected': Object.fromEntries(c.rejected),
+      'errors.internal': Object.fromEntries(c.internalErrors),
       'history.error': historyError,
     };
     for (const [section, read] of Object.entries(this.extras)) status[section] = read();
