@@ -12,8 +12,13 @@ export class Counters {
   busIn = 0;
   /** Sockets closed because their unsent bytes passed the bound. */
   slowReaderCloses = 0;
-  /** Replays served. */
+  /** Replays served (both transports). */
   replays = 0;
+  /** History entries replays read (the window asked for), and those they sent (matching the socket). */
+  replayEntriesRead = 0;
+  replayEntriesSent = 0;
+  /** Bytes raw sockets were sent by replays. */
+  replayBytes = 0;
   /** Inputs refused, by reason (admin error codes and socket frame problems). */
   readonly rejected = new Map<string, number>();
   /**
@@ -26,6 +31,8 @@ export class Counters {
   readonly busPublishObservers: ((ms: number) => void)[] = [];
   /** Called with each history append's latency in ms (metrics adds one). */
   readonly historyAppendObservers: ((ms: number) => void)[] = [];
+  /** Called with each replay's history read time in ms (metrics adds one). */
+  readonly replayReadObservers: ((ms: number) => void)[] = [];
 
   reject(reason: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);

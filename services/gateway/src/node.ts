@@ -188,7 +188,9 @@ export class TidingsNode {
   async replay(member: HubMember, ageMs: number): Promise<number> {
     const entries = await this.replayEntries(member.instance, ageMs, (phids) => this.hub.isSubscribedToAny(member, phids));
     for (const entry of entries) {
-      member.send(Buffer.from(entry.frame));
+      const frame = Buffer.from(entry.frame);
+      this.counters.replayBytes += frame.length;
+      member.send(frame);
       // A long replay waits for the socket to drain instead of tripping the slow-reader bound.
       const writable = member.whenWritable?.();
       if (writable) await writable;
@@ -198,12 +200,19 @@ export class TidingsNode {
 
   /**
    * The kept messages of an instance newer than `ageMs`, oldest first, that `wants` accepts
-   * by their PHIDs: the replay path of sockets that are not hub members (Socket.IO).
+   * by their PHIDs: what a replay sends, on either transport. Only that window is read from
+   * history; its cost is counted (entries read, entries kept, read time).
    */
   async replayEntries(instance: string, ageMs: number, wants: (phids: readonly string[]) => boolean): Promise<Envelope[]> {
     this.counters.replays++;
-    const entries = await this.history.since(instance, this.now() - ageMs);
-    return entries.filter((entry) => wants(entry.subscribers));
+    const started = performance.now();
+    const entries = await this.history.recent(instance, ageMs);
+    const ms = performance.now() - started;
+    for (const observe of this.counters.replayReadObservers) observe(ms);
+    this.counters.replayEntriesRead += entries.length;
+    const wanted = entries.filter((entry) => wants(entry.subscribers));
+    this.counters.replayEntriesSent += wanted.length;
+    return wanted;
   }
 
   /** Counts a new connection for an instance (Aphlict's clients.total). */
@@ -249,7 +258,8 @@ export class TidingsNode {
       const instances = new Set(this.hub.instances());
       for (const d of this.extra) for (const instance of d.instances()) instances.add(instance);
       for (const instance of instances) {
-        for (const entry of await this.history.since(instance, from)) {
+        // The debt as an age on this node's clock; history measures it on its own clock.
+        for (const entry of await this.history.recent(instance, this.now() - from)) {
           if (!this.ledger.firstDelivery(entry.instance, entry.id)) continue;
           this.deliver(entry);
           delivered++;

@@ -33,10 +33,10 @@ class GatedHistory extends MemoryHistory {
   open(): void {
     this.openGate();
   }
-  override async since(instance: string, window: number): Promise<Envelope[]> {
+  override async recent(instance: string, window: number): Promise<Envelope[]> {
     this.reads++;
     await this.gate;
-    return super.since(instance, window);
+    return super.recent(instance, window);
   }
 }
 
