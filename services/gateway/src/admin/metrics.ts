@@ -166,6 +166,11 @@ export class GatewayMetrics {
     }
 
     if (bus) {
+      counterFrom(
+        'tidings_bus_reconnects_total',
+        'Reconnects of a bus that looked connected but did not deliver (asked by the canary)',
+        () => Number(bus.describe?.().reconnects ?? 0),
+      );
       new Gauge({
         name: 'tidings_bus_connected',
         help: '1 when the bus is connected',
