@@ -60,6 +60,11 @@ export const TIDINGS_DEFAULTS = {
     maxBufferedBytes: 1_048_576,
     /** Client connections one node accepts at once (0: no limit). */
     maxConnections: 0,
+    /**
+     * Instances (tenants) one node holds state for at once: sockets, or history without
+     * Redis. A socket or a publish that would open one more is refused with 503.
+     */
+    maxInstances: 10_000,
   },
   redis: {
     /** redis://HOST:PORT/DB; empty: no Redis (the embedded single-node default). */
@@ -131,6 +136,7 @@ export const configSchema = z
       maxSubscriptionsPerSocket: positiveInt.optional(),
       maxBufferedBytes: positiveInt.optional(),
       maxConnections: z.number().int().min(0).optional(),
+      maxInstances: positiveInt.optional(),
     }),
     redis: section('redis', {
       url: z.string().refine((u) => u === '' || /^rediss?:\/\//.test(u), 'must start with redis:// or rediss://').optional(),

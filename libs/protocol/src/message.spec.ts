@@ -1,4 +1,5 @@
-import { checkPublishBody, isValidInstance, parsePublishBody } from './message';
+import { checkPublishBody, parsePublishBody } from './message';
+import { isValidInstance } from './instance';
 import { createFingerprint, createMessageId } from './fingerprint';
 import { envelopeOf } from './envelope';
 
@@ -48,7 +49,8 @@ describe('isValidInstance', () => {
   it('accepts names Aphlict paths produce and refuses empty, slash, tilde, space and over-long ones', () => {
     expect(isValidInstance('acme')).toBe(true);
     expect(isValidInstance('x'.repeat(128))).toBe(true);
-    for (const bad of ['', 'a/b', 'a~b', 'a b', 'x'.repeat(129)]) expect(isValidInstance(bad)).toBe(false);
+    for (const bad of ['', 'a/b', 'a~b', 'a b', 'a\tb', 'a\u0000b', 'a\u007fb', 'x'.repeat(129)]) expect(isValidInstance(bad)).toBe(false);
+    expect(isValidInstance('acmé-日本.x_1%20')).toBe(true);
   });
 });
 

@@ -30,13 +30,6 @@ export type PublishCheck =
   | { ok: true; message: Notification }
   | { ok: false; code: PublishErrorCode; message: string };
 
-/** Instance names: what Aphlict's path parsing can produce, bounded in length. */
-const INSTANCE_PATTERN = /^[^\s/~]{1,128}$/;
-
-export function isValidInstance(instance: string): boolean {
-  return INSTANCE_PATTERN.test(instance);
-}
-
 /**
  * Checks a parsed publish body. Runs before anything is recorded or delivered, so a
  * malformed message never reaches history (an Aphlict defect) and never reaches a peer.

@@ -375,6 +375,48 @@ describe('gateway: instances', () => {
   });
 });
 
+describe('gateway: bounded instances', () => {
+  let gw: Gateway;
+  afterEach(() => gw.close());
+
+  it('applies one instance rule on every transport: a raw socket path, the admin query and /status/', async () => {
+    gw = await startGateway();
+    const long = 'x'.repeat(129);
+    await expect(connect(`${gw.url('client')}/~${long}/`)).rejects.toThrow(/400/);
+    expect((await connect(`${gw.url('client')}/~${'x'.repeat(128)}/`)).ws.readyState).toBe(WebSocket.OPEN);
+    const res = await publish(gw.url('admin'), { subscribers: ['P'] }, long);
+    expect(res).toMatchObject({ status: 400, body: { error: 'invalid_instance' } });
+    expect((await publish(gw.url('admin'), { subscribers: ['P'] }, 'a b')).status).toBe(400);
+    expect((await fetch(`${gw.url('admin')}/status/?instance=${long}`)).status).toBe(400);
+    expect((await status(gw.url('admin')))['messages.rejected']).toMatchObject({ invalid_instance: 4 });
+  });
+
+  it('caps live instances (limits.maxInstances) and lets one go once it has no sockets and no history', async () => {
+    gw = await startGateway({ limits: { maxInstances: 2 }, history: { maxAgeMs: 300 } });
+    const client = gw.url('client');
+    const a = await connect(`${client}/~a/`);
+    await connect(`${client}/~b/`);
+    await connect(`${client}/~b/`); // a second socket of a live instance is no new instance
+    await expect(connect(`${client}/~c/`)).rejects.toThrow(/503/);
+    // Publishing keeps memory history: a new instance past the cap is refused too.
+    expect(await publish(gw.url('admin'), { subscribers: ['P'] }, 'c')).toMatchObject({ status: 503, body: { error: 'instance_limit' } });
+    expect((await publish(gw.url('admin'), { subscribers: ['P'] }, 'a')).status).toBe(200);
+    expect((await status(gw.url('admin')))['messages.rejected']).toMatchObject({ instance_limit: 2 });
+
+    // Instance a: its socket leaves, but its history keeps it live until that ages out.
+    a.ws.close();
+    await a.closed;
+    await sleep(50);
+    await expect(connect(`${client}/~c/`)).rejects.toThrow(/503/);
+    await sleep(1_100); // history aged out (300 ms), and the registry looks again after a second
+    const c = await connect(`${client}/~c/`);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    const st = await status(gw.url('admin'), 'a');
+    expect(st['instances.live']).toBe(2);
+    expect(st['clients.total']).toBe(0); // its entry went with it
+  });
+});
+
 // ---------------------------------------------------------------- client port
 
 describe('gateway: client port', () => {

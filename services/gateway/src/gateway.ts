@@ -87,6 +87,7 @@ export class Gateway {
       history,
       historyMaxAgeMs: config.history.maxAgeMs,
       maxSubscriptionsPerSocket: config.limits.maxSubscriptionsPerSocket,
+      maxInstances: config.limits.maxInstances,
       logger,
       bus: options.bus,
       relay: options.relay,

@@ -18,9 +18,12 @@ import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
 import { Counters } from './counters';
 import { MessageLedger, type Settle } from './message-ledger';
+import { InstanceRegistry } from './instances';
 
 export interface NodeOptions {
   history: HistoryStore;
+  /** `limits.maxInstances`: instances this node holds state for at once. Default 10,000. */
+  maxInstances?: number;
   /** Window of history, ms: replays and backfills reach this far back. */
   historyMaxAgeMs: number;
   maxSubscriptionsPerSocket: number;
@@ -36,6 +39,11 @@ export type PublishResult =
   | { status: 'accepted'; id: string }
   | { status: 'touched' }
   | { status: 'duplicate'; id: string };
+
+/** Thrown when a publish would open an instance past `limits.maxInstances` (memory history). */
+export class InstanceLimitError extends Error {
+  override name = 'InstanceLimitError';
+}
 
 /** Thrown when a message could not be made durable (shared history unreachable). */
 export class HistoryUnavailableError extends Error {
@@ -65,7 +73,8 @@ export class TidingsNode {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly historyMaxAgeMs: number;
-  private readonly totals = new Map<string, number>();
+  /** Live instances, their clients.total, and the bound on how many. */
+  readonly instances: InstanceRegistry;
   private readonly extra: ExtraDelivery[] = [];
   /** Earliest time (epoch ms) a backfill is owed from; null when none is. */
   private backfillFrom: number | null = null;
@@ -82,6 +91,13 @@ export class TidingsNode {
     this.now = options.now ?? Date.now;
     this.historyMaxAgeMs = options.historyMaxAgeMs;
     this.startedAt = this.now();
+    const holds = (options.history as { holds?: (instance: string) => boolean }).holds;
+    this.instances = new InstanceRegistry({
+      maxInstances: options.maxInstances ?? 10_000,
+      // Memory history is per-instance state on this node; shared history is not.
+      holdsHistory: holds ? (instance) => holds.call(options.history, instance) : undefined,
+      now: this.now,
+    });
     this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket });
     // Remember ids well past the history window, so a late copy from a slow path is still caught.
     this.ledger = new MessageLedger({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
@@ -110,6 +126,9 @@ export class TidingsNode {
     if (touched.includes(this.fingerprint)) {
       this.counters.touchedDropped++;
       return { status: 'touched' };
+    }
+    if (!this.instances.admitStore(instance)) {
+      throw new InstanceLimitError(`this node holds state for ${this.instances.size} instances (limits.maxInstances)`);
     }
     const id =
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
@@ -213,15 +232,6 @@ export class TidingsNode {
     const wanted = entries.filter((entry) => wants(entry.subscribers));
     this.counters.replayEntriesSent += wanted.length;
     return wanted;
-  }
-
-  /** Counts a new connection for an instance (Aphlict's clients.total). */
-  connected(instance: string): void {
-    this.totals.set(instance, (this.totals.get(instance) ?? 0) + 1);
-  }
-
-  totalConnections(instance: string): number {
-    return this.totals.get(instance) ?? 0;
   }
 
   private onBusMessage(message: BusMessage): void {

@@ -6,8 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { instanceFromQuery, parsePublishBody, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
-import { HistoryUnavailableError, type TidingsNode } from '../node';
+import { INSTANCE_RULE, instanceFromQuery, isValidInstance, parsePublishBody, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
+import { HistoryUnavailableError, InstanceLimitError, type TidingsNode } from '../node';
 import type { StatusReporter } from './status';
 
 export interface AdminAppOptions {
@@ -19,7 +19,6 @@ export interface AdminAppOptions {
   extraRoutes?: (app: express.Express) => void;
 }
 
-const MAX_INSTANCE_LENGTH = 256;
 const MAX_ID_LENGTH = 128;
 
 /** The admin server's request listener (express, with publishing served in front of it). */
@@ -102,9 +101,9 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       if (!res.headersSent) sendError(res, 400, 'bad_request', (err as Error).message);
       return;
     }
-    if (instance.length > MAX_INSTANCE_LENGTH) {
+    if (!isValidInstance(instance)) {
       node.counters.reject('invalid_instance');
-      return sendError(res, 400, 'invalid_instance', `instance names are at most ${MAX_INSTANCE_LENGTH} characters`);
+      return sendError(res, 400, 'invalid_instance', INSTANCE_RULE);
     }
     const check = parsePublishBody(text);
     if (!check.ok) {
@@ -118,6 +117,11 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       const result = await node.publish(instance, check.message, assignedId);
       logger.trace({ instance, ...result }, 'publish');
     } catch (err) {
+      if (err instanceof InstanceLimitError) {
+        node.counters.reject('instance_limit');
+        logger.warn({ instance: instance.slice(0, 128), err: err.message }, 'publish refused: too many instances');
+        return sendError(res, 503, 'instance_limit', err.message);
+      }
       if (err instanceof HistoryUnavailableError) {
         logger.warn({ instance, err: err.message }, 'publish not acknowledged: history unavailable');
         return sendError(res, 503, 'history_unavailable', 'the message was delivered locally but could not be stored in shared history');
@@ -135,8 +139,13 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
   });
 
   app.all('/status/', async (req, res) => {
+    const instance = instanceFromQuery(req.query.instance);
+    if (!isValidInstance(instance)) {
+      node.counters.reject('invalid_instance');
+      return sendError(res, 400, 'invalid_instance', INSTANCE_RULE);
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(await options.status.report(instanceFromQuery(req.query.instance))));
+    res.end(JSON.stringify(await options.status.report(instance)));
   });
 
   options.extraRoutes?.(app);

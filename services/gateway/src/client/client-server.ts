@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLIENT_PORT_HTTP_BODY, instanceFromPath, type Logger } from '@tidings/protocol';
+import { CLIENT_PORT_HTTP_BODY, INSTANCE_RULE, instanceFromPath, isValidInstance, type Logger } from '@tidings/protocol';
 import type { TidingsNode } from '../node';
 import { RawSocket } from './raw-socket';
 
@@ -134,23 +134,38 @@ export class ClientServer {
       const why = this.accepting ? 'too many connections' : 'shutting down';
       node.counters.reject(this.accepting ? 'connection_limit' : 'draining');
       logger.warn({ remote: req.socket.remoteAddress }, `connection refused: ${why}`);
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
-      return;
+      return refuse(socket, 503, 'Service Unavailable', why);
     }
     let path = req.url ?? '/';
     const q = path.indexOf('?');
     if (q !== -1) path = path.slice(0, q);
     // Aphlict reads the raw pathname, undecoded; so do we.
     const instance = instanceFromPath(path);
+    if (!isValidInstance(instance)) {
+      node.counters.reject('invalid_instance');
+      logger.warn({ remote: req.socket.remoteAddress, length: instance.length }, 'connection refused: invalid instance name');
+      return refuse(socket, 400, 'Bad Request', INSTANCE_RULE);
+    }
+    if (!node.instances.canAdmit(instance)) {
+      node.counters.reject('instance_limit');
+      logger.warn({ remote: req.socket.remoteAddress, live: node.instances.size }, 'connection refused: too many instances (limits.maxInstances)');
+      return refuse(socket, 503, 'Service Unavailable', 'too many instances');
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const raw = new RawSocket(instance, ws, node, logger, { maxBufferedBytes: this.options.maxBufferedBytes });
       this.sockets.set(raw, ws);
       node.hub.add(raw);
-      node.connected(instance);
+      node.instances.socketJoined(instance);
       ws.on('close', () => {
         this.sockets.delete(raw);
+        node.instances.socketLeft(instance);
         this.onSocketGone?.();
       });
     });
   }
+}
+
+/** Answers an upgrade it will not take with a plain HTTP status, and closes. */
+function refuse(socket: Duplex, status: number, text: string, why: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
 }

@@ -264,6 +264,20 @@ describe('socket.io limits', () => {
     a.close();
   });
 
+  it('counts Socket.IO instances with raw ones against limits.maxInstances', async () => {
+    const small = await new Gateway({ config: config({ limits: { maxInstances: 1 } }), logger: silentLogger }).start();
+    try {
+      await connectRaw(small.url('client'));
+      await expect(connectSio(small.url('client'), { instance: 'other' })).rejects.toThrow(/too many instances/);
+      const same = await connectSio(small.url('client'));
+      expect(same.socket.connected).toBe(true);
+      same.close();
+      expect(small.socketio!.status().rejected).toMatchObject({ instance_limit: 1 });
+    } finally {
+      await small.close();
+    }
+  });
+
   it('cuts off a reader whose backlog passes limits.maxBufferedBytes', async () => {
     // The previous test's sockets count against maxConnections until the server saw them go.
     for (let i = 0; i < 250 && gw.socketio!.connectionCount + gw.clientConnections > 0; i++) await sleep(20);

@@ -10,7 +10,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { Server as IoServer, type Socket } from 'socket.io';
-import { DEFAULT_INSTANCE, isValidInstance, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
+import { DEFAULT_INSTANCE, INSTANCE_RULE, isValidInstance, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
 import type { ExtraDelivery, TidingsNode } from '../node';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './socketio-adapter';
 import { SocketIoConnection } from './socketio-connection';
@@ -203,7 +203,12 @@ export class SocketIoServer implements ExtraDelivery {
       socket.data.instance = asked;
     } else {
       this.reject('invalid_instance');
-      return next(new Error('invalid instance: a string of 1-128 characters without spaces, "/" or "~"'));
+      return next(new Error(`invalid instance: ${INSTANCE_RULE}`));
+    }
+    if (!this.options.node.instances.canAdmit(socket.data.instance)) {
+      this.reject('instance_limit');
+      logger.warn({ remote: socket.handshake.address }, 'socket.io connection refused: too many instances (limits.maxInstances)');
+      return next(new Error('too many instances'));
     }
     next();
   }
@@ -220,9 +225,11 @@ export class SocketIoServer implements ExtraDelivery {
     });
     this.connections.set(socket.id, connection);
     this.perInstance.set(instance, (this.perInstance.get(instance) ?? 0) + 1);
+    node.instances.socketJoined(instance);
     this.counters.connectionsTotal++;
     socket.once('disconnect', () => {
       this.connections.delete(socket.id);
+      node.instances.socketLeft(instance);
       const left = (this.perInstance.get(instance) ?? 1) - 1;
       if (left) this.perInstance.set(instance, left);
       else this.perInstance.delete(instance);
