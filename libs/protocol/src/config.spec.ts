@@ -43,6 +43,7 @@ describe('resolveConfig', () => {
       maxSubscriptionsPerSocket: 10_000,
       maxBufferedBytes: 1_048_576,
       maxConnections: 0,
+      maxInstances: 10_000,
     });
     expect(config.redis.url).toBe('');
     expect(config.shutdown.drainMs).toBe(10_000);

@@ -29,6 +29,7 @@ describe('parsePublishBody', () => {
     ['subscribers an object', '{"subscribers":{"0":"a"}}', 'invalid_subscribers'],
     ['touched a string', '{"subscribers":["a"],"touched":"f1"}', 'invalid_touched'],
     ['touched with a number', '{"subscribers":["a"],"touched":[1]}', 'invalid_touched'],
+    ['a uniqueID over 128 characters', `{"subscribers":["a"],"uniqueID":"${'u'.repeat(129)}"}`, 'invalid_unique_id'],
   ])('refuses %s as %s with a message', (_what, text, code) => {
     const check = parsePublishBody(text);
     expect(check.ok).toBe(false);
@@ -36,6 +37,11 @@ describe('parsePublishBody', () => {
       expect(check.code).toBe(code);
       expect(check.message.length).toBeGreaterThan(0);
     }
+  });
+
+  it('accepts a uniqueID of 128 characters, and leaves a uniqueID that is no string to the node', () => {
+    expect(checkPublishBody({ subscribers: ['x'], uniqueID: 'u'.repeat(128) }).ok).toBe(true);
+    expect(checkPublishBody({ subscribers: ['x'], uniqueID: 42 }).ok).toBe(true);
   });
 
   it('checkPublishBody works on parsed values', () => {

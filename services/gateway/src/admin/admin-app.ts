@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { INSTANCE_RULE, instanceFromQuery, isValidInstance, parsePublishBody, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
+import { INSTANCE_RULE, instanceFromQuery, isValidInstance, parsePublishBody, MAX_MESSAGE_ID_LENGTH, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
 import { HistoryUnavailableError, InstanceLimitError, type TidingsNode } from '../node';
 import type { StatusReporter } from './status';
 
@@ -19,7 +19,6 @@ export interface AdminAppOptions {
   extraRoutes?: (app: express.Express) => void;
 }
 
-const MAX_ID_LENGTH = 128;
 
 /** The admin server's request listener (express, with publishing served in front of it). */
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -112,7 +111,7 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       return sendError(res, 400, check.code, check.message);
     }
     const header = req.headers[MESSAGE_ID_HEADER];
-    const assignedId = typeof header === 'string' && header && header.length <= MAX_ID_LENGTH ? header : undefined;
+    const assignedId = typeof header === 'string' && header && header.length <= MAX_MESSAGE_ID_LENGTH ? header : undefined;
     try {
       const result = await node.publish(instance, check.message, assignedId);
       logger.trace({ instance, ...result }, 'publish');
