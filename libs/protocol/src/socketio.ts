@@ -9,6 +9,8 @@ export type SocketIoErrorCode =
   | 'subscription_cap'
   /** History could not be read (shared history unreachable). */
   | 'replay_failed'
+  /** This socket's previous replay has not finished; one runs at a time per socket. */
+  | 'replay_in_progress'
   /** An unexpected failure; logged on the server. */
   | 'internal';
 

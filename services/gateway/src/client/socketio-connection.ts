@@ -29,6 +29,7 @@ export class SocketIoConnection {
   private readonly phids = new Set<string>();
   private queuedBytes = 0;
   private cut = false;
+  private replaying = false;
 
   constructor(
     private readonly socket: TidingsIoSocket,
@@ -142,13 +143,28 @@ export class SocketIoConnection {
     return { ok: true };
   }
 
-  /** History newer than `age` that matches this socket's subscriptions, as `message` events, then the ack. */
+  /**
+   * History newer than `age` that matches this socket's subscriptions, as `message` events,
+   * then the ack. One replay at a time per socket: one asked while another runs is refused
+   * (`replay_in_progress`), so a client cannot pile up history reads. (Raw sockets queue
+   * theirs instead, as their frames are handled strictly in order.)
+   */
   private async onReplay(data: unknown): Promise<SocketIoAck> {
     const decoded = decodeReplay(data);
     if (!decoded.ok) return { ok: false, error: 'invalid_payload', message: decoded.message };
+    if (this.replaying) return { ok: false, error: 'replay_in_progress', message: 'a replay of this socket is still running; ask again after its ack' };
+    this.replaying = true;
+    try {
+      return await this.replay(decoded.value);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  private async replay(ageMs: number): Promise<SocketIoAck> {
     let entries;
     try {
-      entries = await this.options.node.replayEntries(this.instance, decoded.value, (phids) => phids.some((p) => this.phids.has(p)));
+      entries = await this.options.node.replayEntries(this.instance, ageMs, (phids) => phids.some((p) => this.phids.has(p)));
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'replay failed');
       return { ok: false, error: 'replay_failed', message: 'history is unavailable' };
