@@ -12,6 +12,9 @@ export class Counters {
   busIn = 0;
   /** Sockets closed because their unsent bytes passed the bound. */
   slowReaderCloses = 0;
+  /** Raw-socket frames written through the pre-encoded fast path, and through ws.send(). */
+  rawFastSends = 0;
+  rawQueuedSends = 0;
   /** Replays served (both transports). */
   replays = 0;
   /** History entries replays read (the window asked for), and those they sent (matching the socket). */

@@ -61,11 +61,6 @@ export class RawSocket implements HubMember {
     ws.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
   }
 
-  /** Whether the socket has closed (or was cut off): it takes and sends nothing more. */
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   send(frame: Buffer): void {
     this.contain('send', () => this.write(frame));
   }
@@ -75,8 +70,14 @@ export class RawSocket implements HubMember {
     if (this.closed || ws.readyState !== WebSocket.OPEN) return;
     // perMessageDeflate is off, so the sender is idle unless a write is queued behind state.
     const sender = (ws as unknown as { _sender?: FrameSender })._sender;
-    if (sender && sender._state === SENDER_IDLE) sender.sendFrame(preEncoded(frame));
-    else ws.send(frame, { binary: false });
+    if (sender && sender._state === SENDER_IDLE) {
+      sender.sendFrame(preEncoded(frame));
+      this.node.counters.rawFastSends++;
+    } else {
+      // Counted, so a ws upgrade that changed these internals shows as a silent fallback.
+      ws.send(frame, { binary: false });
+      this.node.counters.rawQueuedSends++;
+    }
     if (ws.bufferedAmount > this.options.maxBufferedBytes) {
       // Terminate rather than close: a close frame would queue behind the same backlog.
       this.node.counters.slowReaderCloses++;
