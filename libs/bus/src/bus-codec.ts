@@ -22,6 +22,7 @@ export function encodeMessage(origin: string, envelope: Envelope): string {
     frame: envelope.frame,
     acceptedAt: envelope.acceptedAt,
   };
+  if (envelope.touched) e.touched = envelope.touched;
   return JSON.stringify({ t: 'msg', o: origin, e } satisfies BusFrame);
 }
 
@@ -52,7 +53,8 @@ export function isEnvelope(v: unknown): v is Envelope {
     e.subscribers.every(isString) &&
     isString(e.frame) &&
     typeof e.acceptedAt === 'number' &&
-    Number.isFinite(e.acceptedAt)
+    Number.isFinite(e.acceptedAt) &&
+    (e.touched === undefined || (Array.isArray(e.touched) && e.touched.every(isString)))
   );
 }
 

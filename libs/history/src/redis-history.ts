@@ -172,6 +172,7 @@ export class RedisHistory implements HistoryStore {
       subscribers: entry.subscribers,
       frame: entry.frame,
       acceptedAt: entry.acceptedAt,
+      touched: entry.touched,
     });
     const stored = await this.timed(
       this.commands.tidingsHistoryAppend(

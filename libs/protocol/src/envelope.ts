@@ -14,11 +14,17 @@ export interface Envelope {
   frame: string;
   /** Epoch ms when the first node accepted it. */
   acceptedAt: number;
+  /**
+   * Fingerprints of the nodes that handled it (copied from the message, this node's
+   * included), so a node can honour `touched` on the bus and in a backfill without parsing
+   * `frame`. Absent in what nodes older than this field send.
+   */
+  touched?: string[];
 }
 
 /** The HTTP header that carries an assigned message id from one Tidings node to a peer. */
 export const MESSAGE_ID_HEADER = 'x-tidings-message-id';
 
 export function envelopeOf(instance: string, id: string, message: Notification, acceptedAt: number): Envelope {
-  return { id, instance, subscribers: message.subscribers, frame: JSON.stringify(message), acceptedAt };
+  return { id, instance, subscribers: message.subscribers, frame: JSON.stringify(message), acceptedAt, touched: message.touched };
 }

@@ -85,6 +85,7 @@ describe('fingerprints and ids', () => {
       subscribers: ['a'],
       frame: '{"type":"notification","subscribers":["a"],"touched":["f"]}',
       acceptedAt: 123,
+      touched: ['f'],
     });
   });
 });

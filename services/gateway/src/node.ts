@@ -239,8 +239,21 @@ export class TidingsNode {
       this.counters.duplicatesDropped++;
       return;
     }
+    // Marked seen above, so a backfill will not bring it either.
+    if (this.isTouched(message)) return;
     this.counters.busIn++;
     this.deliver(message);
+  }
+
+  /**
+   * Aphlict's `touched` holds on every path: a node whose fingerprint a message already
+   * carries has handled it and neither delivers nor records it, whether it came to the
+   * admin port, from a peer's relay, from the bus or from a backfill.
+   */
+  private isTouched(envelope: Envelope): boolean {
+    if (!envelope.touched?.includes(this.fingerprint)) return false;
+    this.counters.touchedDropped++;
+    return true;
   }
 
   /**
@@ -270,7 +283,7 @@ export class TidingsNode {
       for (const instance of instances) {
         // The debt as an age on this node's clock; history measures it on its own clock.
         for (const entry of await this.history.recent(instance, this.now() - from)) {
-          if (!this.ledger.firstDelivery(entry.instance, entry.id)) continue;
+          if (!this.ledger.firstDelivery(entry.instance, entry.id) || this.isTouched(entry)) continue;
           this.deliver(entry);
           delivered++;
         }
