@@ -1,4 +1,4 @@
-import { ConfigError, DEFAULT_SERVERS, ENV_SETTINGS, TIDINGS_DEFAULTS, envName, resolveConfig } from './config';
+import { ConfigError, DEFAULT_SERVERS, ENV_SETTINGS, TIDINGS_DEFAULTS, envName, resolveConfig, subscribeFrameBytes } from './config';
 
 /** Phorge's conf/aphlict/aphlict.default.json, unchanged (nulls included). */
 const PHORGE_DEFAULT = {
@@ -38,8 +38,8 @@ describe('resolveConfig', () => {
     expect(config.cluster).toEqual([]);
     expect(config.history).toEqual({ maxMessages: 4096, maxAgeMs: 60_000 });
     expect(config.limits).toEqual({
-      maxBodyBytes: 1_048_576,
-      maxFrameBytes: 65_536,
+      maxBodyBytes: 524_288,
+      maxFrameBytes: 524_288,
       maxSubscriptionsPerSocket: 10_000,
       maxBufferedBytes: 1_048_576,
       maxConnections: 0,
@@ -86,10 +86,24 @@ describe('resolveConfig', () => {
   });
 
   it("takes Tidings' own keys beside Aphlict's and keeps defaults for the rest of a section", () => {
-    const config = resolveConfig({ ...MINIMAL, history: { maxMessages: 10 }, limits: { maxFrameBytes: 100 } });
+    const config = resolveConfig({ ...MINIMAL, history: { maxMessages: 10 }, limits: { maxFrameBytes: 100, maxSubscriptionsPerSocket: 2 } });
     expect(config.history).toEqual({ maxMessages: 10, maxAgeMs: 60_000 });
     expect(config.limits.maxFrameBytes).toBe(100);
-    expect(config.limits.maxBodyBytes).toBe(1_048_576);
+    expect(config.limits.maxBodyBytes).toBe(524_288);
+  });
+
+  it('admits one subscribe of the whole default subscription cap of Phorge PHIDs in one frame', () => {
+    const { limits } = resolveConfig(MINIMAL);
+    expect(subscribeFrameBytes(1)).toBe(JSON.stringify({ command: 'subscribe', data: ['x'.repeat(30)] }).length);
+    expect(subscribeFrameBytes(limits.maxSubscriptionsPerSocket)).toBeLessThanOrEqual(limits.maxFrameBytes);
+    expect(limits.maxBodyBytes + 1_024).toBeLessThanOrEqual(limits.maxBufferedBytes);
+  });
+
+  it.each([
+    [{ maxFrameBytes: 65_536 }, /limits\.maxFrameBytes \(65536\) is too small for one subscribe of limits\.maxSubscriptionsPerSocket \(10000\)/],
+    [{ maxBufferedBytes: 524_288 }, /limits\.maxBufferedBytes \(524288\) must exceed limits\.maxBodyBytes \(524288\)/],
+  ])('refuses limits that contradict each other, naming both: %j', (limits, message) => {
+    expect(() => resolveConfig({ ...MINIMAL, limits })).toThrow(message);
   });
 
   it('names every env variable TIDINGS_<SECTION>_<KEY>', () => {
@@ -117,6 +131,7 @@ describe('resolveConfig', () => {
       {
         TIDINGS_HISTORY_MAX_MESSAGES: '20',
         TIDINGS_LIMITS_MAX_BUFFERED_BYTES: '4096',
+        TIDINGS_LIMITS_MAX_BODY_BYTES: '2048',
         TIDINGS_SOCKETIO_ENABLED: 'false',
         TIDINGS_REDIS_URL: 'redis://127.0.0.1:6400/2',
         TIDINGS_LOG_LEVEL: 'warn',

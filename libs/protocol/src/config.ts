@@ -50,10 +50,16 @@ export const TIDINGS_DEFAULTS = {
     maxAgeMs: 60_000,
   },
   limits: {
-    /** Largest admin request body; larger ones get 413 without being read whole. */
-    maxBodyBytes: 1_048_576,
-    /** Largest client frame; larger ones close the socket with 1009. */
-    maxFrameBytes: 65_536,
+    /**
+     * Largest admin request body; larger ones get 413 without being read whole. Below
+     * maxBufferedBytes, so that the largest message can be delivered to a socket at all.
+     */
+    maxBodyBytes: 524_288,
+    /**
+     * Largest client frame; larger ones close the socket with 1009. Admits one `subscribe`
+     * of maxSubscriptionsPerSocket Phorge PHIDs (30 characters each: about 330 KB).
+     */
+    maxFrameBytes: 524_288,
     /** Subscriptions one socket may hold; PHIDs past it are ignored and logged. */
     maxSubscriptionsPerSocket: 10_000,
     /** Unsent bytes a socket may hold before it is closed as a slow reader. */
@@ -262,5 +268,40 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
     throw new ConfigError(`health.canaryMaxAgeMs (${canaryMaxAgeMs}) must be at least health.canaryIntervalMs (${canaryIntervalMs})`);
   }
   if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
+  checkLimitsAgree(config.limits);
   return config;
+}
+
+/** Characters of a Phorge PHID (`PHID-USER-` and 20 more): what limits are sized for. */
+export const PHORGE_PHID_LENGTH = 30;
+
+/**
+ * The frame a `subscribe` of `count` Phorge PHIDs takes: `{"command":"subscribe","data":[...]}`
+ * with each PHID quoted and comma-separated.
+ */
+export function subscribeFrameBytes(count: number, phidLength = PHORGE_PHID_LENGTH): number {
+  return '{"command":"subscribe","data":[]}'.length + count * (phidLength + 3) - (count > 0 ? 1 : 0);
+}
+
+/** Room a delivered frame needs beyond the published body (`touched` grows by a fingerprint per node). */
+const DELIVERY_OVERHEAD_BYTES = 1_024;
+
+/**
+ * Limits that contradict each other are refused (so `--test=true` catches them): a socket
+ * must be able to subscribe to its whole allowance in one frame, and the largest message
+ * accepted for publishing must fit a socket's outgoing bound, or it could never be delivered.
+ */
+function checkLimitsAgree(limits: TidingsConfig['limits']): void {
+  const { maxFrameBytes, maxSubscriptionsPerSocket, maxBodyBytes, maxBufferedBytes } = limits;
+  const needed = subscribeFrameBytes(maxSubscriptionsPerSocket);
+  if (maxFrameBytes < needed) {
+    throw new ConfigError(
+      `limits.maxFrameBytes (${maxFrameBytes}) is too small for one subscribe of limits.maxSubscriptionsPerSocket (${maxSubscriptionsPerSocket}) PHIDs of ${PHORGE_PHID_LENGTH} characters (${needed} bytes): raise it or lower the subscription cap`,
+    );
+  }
+  if (maxBufferedBytes < maxBodyBytes + DELIVERY_OVERHEAD_BYTES) {
+    throw new ConfigError(
+      `limits.maxBufferedBytes (${maxBufferedBytes}) must exceed limits.maxBodyBytes (${maxBodyBytes}) by at least ${DELIVERY_OVERHEAD_BYTES} bytes, or the largest message accepted could never be delivered`,
+    );
+  }
 }

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { resolveConfig, silentLogger } from '@tidings/protocol';
+import { resolveConfig, silentLogger, type Logger } from '@tidings/protocol';
 import { Gateway } from './gateway';
 
 // ---------------------------------------------------------------- helpers
@@ -375,6 +375,50 @@ describe('gateway: instances', () => {
   });
 });
 
+describe('gateway: default limits agree', () => {
+  it('accepts and answers one subscribe frame of 10,000 Phorge PHIDs with the default limits', async () => {
+    const gw = await startGateway();
+    try {
+      const phids = Array.from({ length: 10_000 }, (_, i) => `PHID-USER-${String(i).padStart(20, '0')}`);
+      expect(phids[0]).toHaveLength(30);
+      const s = await connect(gw.url('client'));
+      s.send('subscribe', phids);
+      await s.roundTrip();
+      await publish(gw.url('admin'), { subscribers: [phids[0]], uniqueID: uid() });
+      await publish(gw.url('admin'), { subscribers: [phids[9_999]], uniqueID: uid() });
+      await s.waitFor(() => s.messages().length === 2, 'the messages to the first and the last PHID');
+      expect(gw.node.counters.rejected.size).toBe(0);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('logs a frame over limits.maxFrameBytes with the limit and the setting that raises it, and closes with 1009', async () => {
+    const lines: { obj: Record<string, unknown>; msg?: string }[] = [];
+    const capture: Logger = {
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (obj, msg) => void lines.push({ obj: obj as Record<string, unknown>, msg }),
+      error: (obj, msg) => void lines.push({ obj: obj as Record<string, unknown>, msg }),
+      child: () => capture,
+    };
+    const gw = await new Gateway({ config: gatewayConfig({ limits: { maxFrameBytes: 1_024, maxSubscriptionsPerSocket: 10 } }), logger: capture }).start();
+    try {
+      const s = await connect(gw.url('client'));
+      s.send('subscribe', ['x'.repeat(2_000)]);
+      expect((await s.closed).code).toBe(1009);
+      await sleep(20);
+      const line = lines.find((l) => l.obj.setting === 'limits.maxFrameBytes');
+      expect(line?.obj).toMatchObject({ limit: 1_024, env: 'TIDINGS_LIMITS_MAX_FRAME_BYTES' });
+      expect(line?.msg).toMatch(/raise limits\.maxFrameBytes/);
+      expect(gw.node.counters.rejected.get('frame_too_large')).toBe(1);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('gateway: bounded instances', () => {
   let gw: Gateway;
   afterEach(() => gw.close());
@@ -551,7 +595,7 @@ describe('gateway: connection limit', () => {
 
 describe('gateway: slow readers', () => {
   it('closes a socket whose unsent bytes pass limits.maxBufferedBytes, counts it, and others keep receiving', async () => {
-    const gw = await startGateway({ limits: { maxBufferedBytes: 64 * 1024 } });
+    const gw = await startGateway({ limits: { maxBufferedBytes: 64 * 1024, maxBodyBytes: 48 * 1024 } });
     try {
       const admin = gw.url('admin');
       const fast = await subscribed(gw.url('client'), ['PHID-SLOW']);

@@ -152,7 +152,7 @@ export class ClientServer {
       return refuse(socket, 503, 'Service Unavailable', 'too many instances');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const raw = new RawSocket(instance, ws, node, logger, { maxBufferedBytes: this.options.maxBufferedBytes });
+      const raw = new RawSocket(instance, ws, node, logger, { maxBufferedBytes: this.options.maxBufferedBytes, maxFrameBytes: this.options.maxFrameBytes });
       this.sockets.set(raw, ws);
       node.hub.add(raw);
       node.instances.socketJoined(instance);

@@ -44,6 +44,8 @@ function preEncoded(payload: Buffer): Buffer[] {
 
 export interface RawSocketOptions {
   maxBufferedBytes: number;
+  /** limits.maxFrameBytes, named in the log line when a frame passes it. */
+  maxFrameBytes: number;
 }
 
 export class RawSocket implements HubMember {
@@ -58,7 +60,20 @@ export class RawSocket implements HubMember {
   ) {
     ws.on('message', (data, isBinary) => this.contain('frame', () => this.onFrame(data as Buffer, isBinary)));
     ws.on('close', () => this.contain('close', () => this.onClose()));
-    ws.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
+    ws.on('error', (err) => this.contain('error', () => this.onError(err as Error & { code?: string })));
+  }
+
+  /** ws reports protocol errors here, then closes the socket itself (1009 for a frame over maxPayload). */
+  private onError(err: Error & { code?: string }): void {
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      this.node.counters.reject('frame_too_large');
+      this.logger.warn(
+        { limit: this.options.maxFrameBytes, setting: 'limits.maxFrameBytes', env: 'TIDINGS_LIMITS_MAX_FRAME_BYTES' },
+        `frame over limits.maxFrameBytes (${this.options.maxFrameBytes} bytes): socket closed with 1009; raise limits.maxFrameBytes to accept larger frames`,
+      );
+      return;
+    }
+    this.logger.debug({ err: err.message, code: err.code }, 'socket error');
   }
 
   send(frame: Buffer): void {

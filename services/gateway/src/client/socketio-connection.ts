@@ -15,6 +15,8 @@ export interface SocketIoConnectionOptions {
   maxSubscriptions: number;
   /** Bytes queued in engine.io plus unsent in the WebSocket before the socket is cut off. */
   maxBufferedBytes: number;
+  /** limits.maxFrameBytes, named in the log line when a frame passes it. */
+  maxFrameBytes: number;
 }
 
 const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'replay']);
@@ -46,6 +48,21 @@ export class SocketIoConnection {
       }),
     );
     this.watchBacklog();
+    socket.conn.on('close', (reason: string, description?: { message?: string }) =>
+      this.contain('close', () => {
+        // engine.io reports ws's maxPayload refusal (ws closes with 1009) as a transport error.
+        if (reason === 'transport error' && /Max payload size exceeded/.test(description?.message ?? '')) this.frameTooLarge();
+      }),
+    );
+  }
+
+  private frameTooLarge(): void {
+    const limit = this.options.maxFrameBytes;
+    this.options.server.reject('frame_too_large');
+    this.options.logger.warn(
+      { limit, setting: 'limits.maxFrameBytes', env: 'TIDINGS_LIMITS_MAX_FRAME_BYTES' },
+      `frame over limits.maxFrameBytes (${limit} bytes): socket closed with 1009; raise limits.maxFrameBytes to accept larger frames`,
+    );
   }
 
   /**

@@ -243,7 +243,7 @@ describe('socket.io limits', () => {
   let gw: Gateway;
   beforeAll(async () => {
     gw = await new Gateway({
-      config: config({ limits: { maxFrameBytes: 2_048, maxBufferedBytes: 65_536, maxConnections: 2 } }),
+      config: config({ limits: { maxFrameBytes: 2_048, maxSubscriptionsPerSocket: 50, maxBufferedBytes: 65_536, maxBodyBytes: 32_768, maxConnections: 2 } }),
       logger: silentLogger,
     }).start();
   });
@@ -254,6 +254,8 @@ describe('socket.io limits', () => {
     const reason = new Promise<string>((resolve) => sio.socket.once('disconnect', (r) => resolve(r)));
     sio.socket.emit('subscribe', ['x'.repeat(4_096)]);
     expect(await reason).toMatch(/transport (close|error)/);
+    for (let i = 0; i < 50 && !gw.socketio!.counters.rejected.get('frame_too_large'); i++) await sleep(10);
+    expect(gw.socketio!.counters.rejected.get('frame_too_large')).toBe(1);
   });
 
   it('counts Socket.IO and raw sockets together against limits.maxConnections', async () => {

@@ -222,6 +222,7 @@ export class SocketIoServer implements ExtraDelivery {
       server: this,
       maxSubscriptions: config.limits.maxSubscriptionsPerSocket,
       maxBufferedBytes: config.limits.maxBufferedBytes,
+      maxFrameBytes: config.limits.maxFrameBytes,
     });
     this.connections.set(socket.id, connection);
     this.perInstance.set(instance, (this.perInstance.get(instance) ?? 0) + 1);
