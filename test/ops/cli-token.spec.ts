@@ -1,5 +1,9 @@
-/** `tidings token` as operators and tests run it: a real process whose token the auth lib accepts. */
+/**
+ * `tidings token` as operators and tests run it: a real process whose token the auth lib
+ * accepts; and `--test=true` checking the client token key file.
+ */
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,5 +99,50 @@ describe('tidings token', () => {
     expect(help.code).toBe(0);
     for (const word of ['--secret-file', '--phids', '--ttl', '--instance', '--sub', '--issuer', '--audience']) expect(help.stdout).toContain(word);
     expect((await tidings('--help')).stdout).toContain('token');
+  });
+});
+
+describe('tidings --test=true with client tokens', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tidings-authcheck-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function configWith(clientTokens: Record<string, unknown>): string {
+    const file = join(dir, `aphlict-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        servers: [{ type: 'client', port: 0, listen: '127.0.0.1' }, { type: 'admin', port: 0, listen: '127.0.0.1' }],
+        auth: { clientTokens: { mode: 'required', ...clientTokens } },
+      }),
+    );
+    return file;
+  }
+
+  it('auth check - accepts a usable public key file', async () => {
+    const keyFile = join(dir, 'ed25519.pem');
+    writeFileSync(keyFile, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+    const run = await tidings(`--config=${configWith({ publicKeyFile: keyFile })}`, '--test=true');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+  });
+
+  it('auth check - names auth.clientTokens.publicKeyFile when it is missing, private or of the wrong type, and exits 1', async () => {
+    const privateFile = join(dir, 'private.pem');
+    writeFileSync(privateFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const p384File = join(dir, 'p384.pem');
+    writeFileSync(p384File, generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    for (const [keyFile, message] of [
+      [join(dir, 'absent.pem'), /auth\.clientTokens\.publicKeyFile: cannot read ".*absent\.pem"/],
+      [privateFile, /auth\.clientTokens\.publicKeyFile: holds a private key/],
+      [p384File, /auth\.clientTokens\.publicKeyFile: an EC key must be on P-256/],
+    ] as const) {
+      const run = await tidings(`--config=${configWith({ publicKeyFile: keyFile })}`, '--test=true');
+      expect({ keyFile, code: run.code }).toEqual({ keyFile, code: 1 });
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toContain('PRIVATE KEY');
+    }
   });
 });
