@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ENV_SETTINGS, TIDINGS_DEFAULTS } from '@tidings/protocol';
+import { ENV_SETTINGS, defaultOf } from '@tidings/protocol';
 
 const readme = readFileSync(resolve(__dirname, '../../README.md'), 'utf8');
 
@@ -18,9 +18,8 @@ describe('README configuration reference', () => {
     const row = rowOf(path);
     expect(row).toBeDefined();
     expect(row).toContain(`\`${env}\``);
-    const [section, key] = path.split('.');
-    const value = (TIDINGS_DEFAULTS as Record<string, Record<string, unknown>>)[section][key];
-    const shown = value === '' ? '""' : String(value);
+    const value = defaultOf(path.split('.'));
+    const shown = value === '' ? '""' : Array.isArray(value) ? JSON.stringify(value) : String(value);
     expect(row!.split('|')[3]).toContain(shown);
   });
 

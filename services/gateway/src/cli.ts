@@ -2,7 +2,8 @@
  * The `tidings` command line:
  * - `tidings [--config=FILE] [--test=true] [--debug=true]` runs the gateway (as Aphlict's
  *   `node aphlict_server.js` does);
- * - `tidings notify ...` and `tidings status ...` talk to a running node's admin port.
+ * - `tidings notify ...` and `tidings status ...` talk to a running node's admin port;
+ * - `tidings token ...` prints a signed connection token for the client port.
  * Exit codes: 0 success, 1 the server failed or was unreachable, 2 bad arguments.
  */
 import { Command, CommanderError } from 'commander';
@@ -11,6 +12,7 @@ import { VERSION } from './version';
 import { CommandError } from './commands/admin-request';
 import { notifyCommand, type NotifyArgs } from './commands/notify';
 import { statusCommand, type StatusArgs } from './commands/status';
+import { tokenCommand, type TokenArgs } from './commands/token';
 
 /** Aphlict passes booleans as `--test=true`; a bare flag means true. */
 function flag(value: string | boolean | undefined): boolean {
@@ -73,6 +75,18 @@ export function createProgram(): Command {
     .option('--timeout <ms>', 'how long to wait for the server', '5000')
     .action(run((opts: StatusArgs) => statusCommand(opts)));
 
+  program
+    .command('token')
+    .description('print an HS256 connection token for the client port (auth.clientTokens.hmacSecret)')
+    .requiredOption('--secret-file <file>', 'file holding the HS256 secret (auth.clientTokens.hmacSecret)')
+    .requiredOption('--phids <phids>', 'comma-separated PHIDs the connection may subscribe to; PREFIX* for a prefix, * for all')
+    .requiredOption('--ttl <duration>', 'lifetime: 90, 45s, 30m, 1h or 7d')
+    .option('--instance <name>', 'bind the token to one instance')
+    .option('--sub <subject>', 'subject (logged by the server), e.g. the user PHID')
+    .option('--issuer <iss>', 'iss claim (when auth.clientTokens.issuer is set)')
+    .option('--audience <aud>', 'aud claim (when auth.clientTokens.audience is set)')
+    .action(run((opts: TokenArgs) => tokenCommand(opts)));
+
   program.addHelpText(
     'after',
     `
@@ -81,6 +95,7 @@ Examples:
   tidings --config=/etc/aphlict.json --test=true check the config and exit
   tidings notify --admin http://127.0.0.1:22281 --subscribers PHID-USER-abc --key 123
   tidings status --admin http://127.0.0.1:22281 --instance acme
+  tidings token --secret-file /etc/tidings/hmac --phids PHID-USER-abc,PHID-PROJ-* --ttl 1h
 
 Exit codes: 0 success, 1 the server failed or could not be reached, 2 bad arguments.`,
   );

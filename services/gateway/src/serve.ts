@@ -8,6 +8,7 @@ import { ConfigError, checkTlsFiles, loadConfig } from './config';
 import { createLogging } from './logging';
 import { Gateway } from './gateway';
 import { createCollaborators } from './wiring';
+import { createAuthCollaborators } from './wiring-auth';
 
 export interface ServeArgs {
   config?: string;
@@ -20,6 +21,8 @@ export async function serve(args: ServeArgs): Promise<void> {
   try {
     config = loadConfig(args.config);
     checkTlsFiles(config);
+    // Reads and checks the client token key file, so --test=true catches an unusable one.
+    createAuthCollaborators(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tidings: bad configuration: ${err.message}\n`);
