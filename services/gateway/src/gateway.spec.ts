@@ -292,16 +292,19 @@ describe('gateway: publish and delivery', () => {
     expect(a.messages()).toHaveLength(1);
   });
 
-  it('replays nothing older than the history window', async () => {
-    const short = await startGateway({ history: { maxAgeMs: 200 } });
+  it('replays nothing older than the history window, and what is inside it', async () => {
+    const short = await startGateway({ history: { maxAgeMs: 1_000 } });
     try {
-      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid() });
-      await sleep(300);
+      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid(), n: 'old' });
+      await sleep(1_100);
+      // The positive control: a message inside the window, which the same replay must bring.
+      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid(), n: 'recent' });
       const a = await subscribed(short.url('client'), ['P']);
+      expect(a.messages()).toHaveLength(0);
       a.send('replay', { age: 60_000 });
       await a.roundTrip();
-      expect(a.messages()).toHaveLength(0);
-      expect((await status(short.url('admin')))['history.size']).toBe(0);
+      expect(a.messages().map((m) => m.n)).toEqual(['recent']);
+      expect((await status(short.url('admin')))['history.size']).toBe(1);
     } finally {
       await short.close();
     }
