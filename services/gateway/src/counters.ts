@@ -37,8 +37,8 @@ export class Counters {
   /** Called with each replay's history read time in ms (metrics adds one). */
   readonly replayReadObservers: ((ms: number) => void)[] = [];
 
-  reject(reason: string): void {
-    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  reject(reason: string, count = 1): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + count);
   }
 
   internalError(where: string): void {

@@ -8,7 +8,7 @@ import { ConfigError, checkTlsFiles, loadConfig } from './config';
 import { closeLogFiles, createLogging, openLogFiles, type OpenedLogFile } from './logging';
 import { Gateway } from './gateway';
 import { createCollaborators } from './wiring';
-import { createAuthCollaborators } from './wiring-auth';
+import { createAuthCollaborators, type AuthCollaborators } from './wiring-auth';
 
 export interface ServeArgs {
   config?: string;
@@ -19,13 +19,14 @@ export interface ServeArgs {
 export async function serve(args: ServeArgs): Promise<void> {
   let config;
   let logFiles: OpenedLogFile[];
+  let auth: AuthCollaborators;
   try {
     config = loadConfig(args.config);
     checkTlsFiles(config);
     // Opened as the start opens them, so --test=true finds a path the process cannot write.
     logFiles = openLogFiles(config.logs.map((l) => l.path));
     // Reads and checks the client token key file, so --test=true catches an unusable one.
-    createAuthCollaborators(config);
+    auth = createAuthCollaborators(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tidings: bad configuration: ${err.message}\n`);
@@ -96,7 +97,7 @@ export async function serve(args: ServeArgs): Promise<void> {
 
   let gateway: Gateway;
   try {
-    gateway = new Gateway({ config, logger, ...createCollaborators(config, logger) });
+    gateway = new Gateway({ config, logger, auth, ...createCollaborators(config, logger) });
     gatewayRef = gateway;
     // Before start(): whoever waits for "gateway started" finds the pidfile already there.
     if (pidfile) {

@@ -9,12 +9,15 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { INSTANCE_RULE, instanceFromQuery, isValidInstance, parsePublishBody, MAX_MESSAGE_ID_LENGTH, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
 import { HistoryUnavailableError, InstanceLimitError, type TidingsNode } from '../node';
 import type { StatusReporter } from './status';
+import type { AuthCollaborators } from '../wiring-auth';
 
 export interface AdminAppOptions {
   node: TidingsNode;
   status: StatusReporter;
   logger: Logger;
   maxBodyBytes: number;
+  /** The admin gate (auth.adminTokens, auth.adminAllow), client addresses and the publish limiter. */
+  auth: AuthCollaborators;
   /** Extra routes (health, metrics) mounted before the 404. */
   extraRoutes?: (app: express.Express) => void;
 }
@@ -157,9 +160,35 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
     if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
   });
 
+  const { adminAuth, clientAddress, publishLimiter } = options.auth;
   return (req, res) => {
-    const url = req.url ?? '/';
+    const source = clientAddress.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    // Decided from the request line and headers: a refused request's body is never read.
+    const decision = adminAuth.check({ method: req.method, url: req.url, headers: req.headers, remoteAddress: source });
+    if (!decision.ok) {
+      node.counters.reject('unauthorized');
+      // Neither the URL nor the header: either may hold a (wrong) token.
+      logger.warn({ remote: source, method: req.method, reason: decision.reason }, 'admin request refused: no valid token');
+      res.setHeader('WWW-Authenticate', decision.headers['WWW-Authenticate']);
+      // Closing the connection instead of reading what is left of the body.
+      res.setHeader('Connection', 'close');
+      return sendError(res, 401, decision.error, decision.message);
+    }
+    // Routed without the path token (/TOKEN/status/ is /status/).
+    const url = decision.url;
+    req.url = url;
     if (req.method === 'POST' && pathOf(url) === '/') {
+      if (publishLimiter) {
+        const key = decision.tokenIndex !== undefined ? `token:${decision.tokenIndex}` : `address:${source ?? 'unknown'}`;
+        const rate = publishLimiter.take(key);
+        if (!rate.ok) {
+          node.counters.reject('rate_limited');
+          logger.warn({ remote: source, key: key.startsWith('token:') ? key : undefined }, 'publish refused: over limits.maxPublishesPerSecond');
+          res.setHeader('Retry-After', String(rate.retryAfterSeconds));
+          res.setHeader('Connection', 'close');
+          return sendError(res, 429, 'rate_limited', `over limits.maxPublishesPerSecond; retry after ${rate.retryAfterSeconds} s`);
+        }
+      }
       servePublish(req, res, url).catch((err: Error) => {
         node.counters.internalError('admin');
         logger.error({ err: err.message, stack: err.stack }, 'publish handling failed');

@@ -9,9 +9,11 @@
  * frames queued behind a replay are dropped with it.
  */
 import WebSocket from 'ws';
-import { PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import { CloseCode, PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import type { Grant } from '@tidings/auth';
 import type { HubMember } from '@tidings/hub';
 import type { TidingsNode } from '../node';
+import { watchExpiry } from './admission';
 
 const PONG = Buffer.from(PONG_FRAME);
 
@@ -46,10 +48,13 @@ export interface RawSocketOptions {
   maxBufferedBytes: number;
   /** limits.maxFrameBytes, named in the log line when a frame passes it. */
   maxFrameBytes: number;
+  /** What the connection's token allows (PHIDs, expiry); undefined when tokens are off. */
+  grant?: Grant;
 }
 
 export class RawSocket implements HubMember {
   private closed = false;
+  private readonly stopExpiry: () => void;
 
   constructor(
     readonly instance: string,
@@ -61,6 +66,13 @@ export class RawSocket implements HubMember {
     ws.on('message', (data, isBinary) => this.contain('frame', () => this.onFrame(data as Buffer, isBinary)));
     ws.on('close', () => this.contain('close', () => this.onClose()));
     ws.on('error', (err) => this.contain('error', () => this.onError(err as Error & { code?: string })));
+    // At the token's expiry the connection ends; the client gets a fresh token and reconnects.
+    this.stopExpiry = watchExpiry(options.grant, () =>
+      this.contain('expiry', () => {
+        this.logger.info({ sub: options.grant?.sub }, 'client token expired: socket closed with 4001');
+        this.ws.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+      }),
+    );
   }
 
   /** ws reports protocol errors here, then closes the socket itself (1009 for a frame over maxPayload). */
@@ -159,7 +171,18 @@ export class RawSocket implements HubMember {
     const frame = parseClientFrame(isBinary ? data.toString('utf8') : data.toString());
     switch (frame.command) {
       case 'subscribe': {
-        const { refused } = this.node.hub.subscribe(this, frame.phids);
+        let phids = frame.phids;
+        const grant = this.options.grant;
+        if (grant && !grant.allowsAll) {
+          const split = grant.filter(phids);
+          if (split.refused.length) {
+            // Aphlict-style: the rest are subscribed, the socket keeps working.
+            this.node.counters.reject('forbidden_phid', split.refused.length);
+            this.logger.warn({ sub: grant.sub, refused: split.refused.length, first: split.refused[0].slice(0, 64) }, 'subscribe: PHIDs the token does not cover were ignored');
+          }
+          phids = split.allowed;
+        }
+        const { refused } = this.node.hub.subscribe(this, phids);
         if (refused) {
           this.node.counters.reject('subscription_cap');
           this.logger.warn({ refused, held: this.node.hub.subscriptionCount(this) }, 'subscribe: cap reached, PHIDs ignored');
@@ -191,6 +214,7 @@ export class RawSocket implements HubMember {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopExpiry();
     this.backlog = null;
     this.node.hub.remove(this);
   }

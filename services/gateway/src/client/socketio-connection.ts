@@ -5,6 +5,7 @@
  */
 import type { Logger } from '@tidings/protocol';
 import type { TidingsNode } from '../node';
+import { watchExpiry } from './admission';
 import { decodePhids, decodeReplay, roomOf, splitArgs, type SocketIoAck } from './socketio-contract';
 import type { SocketIoServer, TidingsIoSocket } from './socketio-server';
 
@@ -48,6 +49,14 @@ export class SocketIoConnection {
       }),
     );
     this.watchBacklog();
+    // At the token's expiry the connection ends; the client gets a fresh token and reconnects.
+    const stopExpiry = watchExpiry(socket.data.grant, () =>
+      this.contain('expiry', () => {
+        this.options.logger.info({ sub: socket.data.grant?.sub }, 'client token expired: socket.io socket disconnected');
+        socket.disconnect(true);
+      }),
+    );
+    socket.once('disconnect', stopExpiry);
     socket.conn.on('close', (reason: string, description?: { message?: string }) =>
       this.contain('close', () => {
         // engine.io reports ws's maxPayload refusal (ws closes with 1009) as a transport error.
@@ -125,9 +134,17 @@ export class SocketIoConnection {
   private async onSubscribe(data: unknown): Promise<SocketIoAck> {
     const decoded = decodePhids('subscribe', data);
     if (!decoded.ok) return { ok: false, error: 'invalid_payload', message: decoded.message };
+    let phids = decoded.value;
+    let forbidden: string[] = [];
+    const grant = this.socket.data.grant;
+    if (grant && !grant.allowsAll) {
+      const split = grant.filter(phids);
+      phids = split.allowed;
+      forbidden = split.refused;
+    }
     const rooms: string[] = [];
     let refused = 0;
-    for (const phid of decoded.value) {
+    for (const phid of phids) {
       if (this.phids.has(phid)) continue;
       if (this.phids.size >= this.options.maxSubscriptions) {
         refused++;
@@ -137,6 +154,18 @@ export class SocketIoConnection {
       rooms.push(roomOf(this.instance, phid));
     }
     if (rooms.length) await this.socket.join(rooms);
+    if (forbidden.length) {
+      // Counted per PHID, as on raw sockets; the reject() of the ack counts the event once.
+      this.options.node.counters.reject('forbidden_phid', forbidden.length);
+      this.options.logger.warn({ sub: grant?.sub, refused: forbidden.length }, 'subscribe: PHIDs the token does not cover were refused');
+      return {
+        ok: false,
+        error: 'forbidden',
+        message: `the connection's token does not cover ${forbidden.length} of these PHIDs; the others were subscribed`,
+        added: rooms.length,
+        refused: forbidden,
+      };
+    }
     if (refused) {
       this.options.logger.warn({ refused, held: this.phids.size }, 'subscribe: cap reached, PHIDs ignored');
       return {

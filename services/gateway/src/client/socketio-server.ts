@@ -10,7 +10,9 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { Server as IoServer, type Socket } from 'socket.io';
-import { DEFAULT_INSTANCE, INSTANCE_RULE, isValidInstance, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
+import { DEFAULT_INSTANCE, INSTANCE_RULE, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
+import { tokenFromSocketIoAuth, type Grant } from '@tidings/auth';
+import type { ClientAdmission } from './admission';
 import type { ExtraDelivery, TidingsNode } from '../node';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './socketio-adapter';
 import { SocketIoConnection } from './socketio-connection';
@@ -23,12 +25,16 @@ export interface SocketIoServerOptions {
   logger: Logger;
   /** The config's `socketio`, `limits` and `redis` sections are read. */
   config: TidingsConfig;
-  /** Raw Aphlict sockets open on this node; `limits.maxConnections` bounds both kinds together. */
-  otherConnections?: () => number;
+  /** Who may connect (shared with raw sockets): limits, instances, tokens. */
+  admission: ClientAdmission;
 }
 
 export interface SocketData {
   instance: string;
+  /** What the connection's token allows; undefined when tokens are off. */
+  grant?: Grant;
+  /** Frees the connection's per-address slot. */
+  release?: () => void;
 }
 
 export type TidingsIoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -48,7 +54,6 @@ export class SocketIoServer implements ExtraDelivery {
   private readonly adapter: SocketIoAdapterHandle;
   private readonly connections = new Map<string, SocketIoConnection>();
   private readonly perInstance = new Map<string, number>();
-  private accepting = true;
   private attached = false;
   private closing?: Promise<void>;
 
@@ -66,12 +71,10 @@ export class SocketIoServer implements ExtraDelivery {
     });
     // Both run inside engine.io's handling of a connection: a throw there would reach the process.
     this.io.use((socket, next) => {
-      try {
-        this.admit(socket, next);
-      } catch (err) {
-        this.internalError('admit', err as Error);
+      this.admit(socket, next).catch((err: Error) => {
+        this.internalError('admit', err);
         next(new Error('internal error'));
-      }
+      });
     });
     this.io.on('connection', (socket) => {
       try {
@@ -129,10 +132,6 @@ export class SocketIoServer implements ExtraDelivery {
     this.options.logger.error({ err: err.message, stack: err.stack, during }, 'socket.io handling failed');
   }
 
-  /** Stops taking new sockets (they get a connect_error "shutting down"). */
-  stopAccepting(): void {
-    this.accepting = false;
-  }
 
   /**
    * Closes every socket's transport, spread over `drainMs` with jitter: clients see a
@@ -182,34 +181,37 @@ export class SocketIoServer implements ExtraDelivery {
     return (union ?? only)?.size ?? 0;
   }
 
-  /** Middleware: instance from `auth`, connection limit, draining. */
-  private admit(socket: TidingsIoSocket, next: (err?: Error) => void): void {
-    const { logger, config, otherConnections } = this.options;
-    if (!this.accepting) {
-      this.reject('draining');
-      return next(new Error('shutting down'));
-    }
-    const max = config.limits.maxConnections;
-    if (max > 0 && this.connections.size + (otherConnections?.() ?? 0) >= max) {
-      this.reject('connection_limit');
-      logger.warn({ remote: socket.handshake.address }, 'socket.io connection refused: too many connections');
-      return next(new Error('too many connections'));
-    }
-    const auth = socket.handshake.auth as { instance?: unknown } | undefined;
+  /** Middleware: the instance from `auth`, then the shared admission (limits, instances, token). */
+  private async admit(socket: TidingsIoSocket, next: (err?: Error) => void): Promise<void> {
+    const { logger, admission } = this.options;
+    const auth = socket.handshake.auth as { instance?: unknown; token?: unknown } | undefined;
     const asked = auth?.instance;
-    if (asked === undefined || asked === null || asked === '') {
-      socket.data.instance = DEFAULT_INSTANCE;
-    } else if (typeof asked === 'string' && isValidInstance(asked)) {
-      socket.data.instance = asked;
-    } else {
+    let instance: string;
+    if (asked === undefined || asked === null || asked === '') instance = DEFAULT_INSTANCE;
+    else if (typeof asked === 'string') instance = asked;
+    else {
       this.reject('invalid_instance');
       return next(new Error(`invalid instance: ${INSTANCE_RULE}`));
     }
-    if (!this.options.node.instances.canAdmit(socket.data.instance)) {
-      this.reject('instance_limit');
-      logger.warn({ remote: socket.handshake.address }, 'socket.io connection refused: too many instances (limits.maxInstances)');
-      return next(new Error('too many instances'));
+    const admitted = await admission.admit({
+      instance,
+      remoteAddress: socket.handshake.address,
+      forwardedFor: socket.handshake.headers['x-forwarded-for'],
+      token: tokenFromSocketIoAuth(auth),
+    });
+    if (!admitted.ok) {
+      this.reject(admitted.reason);
+      logger.warn({ remote: socket.handshake.address, reason: admitted.reason }, `socket.io connection refused: ${admitted.detail}`);
+      const message = admitted.reason === 'invalid_instance' ? `invalid instance: ${INSTANCE_RULE}` : admitted.message;
+      const err = new Error(message) as Error & { data?: unknown };
+      if (admitted.status === 401) err.data = { reason: admitted.reason.replace(/^token_/, '') };
+      return next(err);
     }
+    // Gone while its token was checked.
+    if (socket.conn.readyState === 'closed') return admitted.release();
+    socket.data.instance = instance;
+    socket.data.grant = admitted.grant;
+    socket.data.release = admitted.release;
     next();
   }
 
@@ -231,6 +233,7 @@ export class SocketIoServer implements ExtraDelivery {
     socket.once('disconnect', () => {
       this.connections.delete(socket.id);
       node.instances.socketLeft(instance);
+      socket.data.release?.();
       const left = (this.perInstance.get(instance) ?? 1) - 1;
       if (left) this.perInstance.set(instance, left);
       else this.perInstance.delete(instance);
@@ -238,7 +241,6 @@ export class SocketIoServer implements ExtraDelivery {
   }
 
   private async doClose(drainMs: number): Promise<void> {
-    this.accepting = false;
     const connections = [...this.connections.values()];
     await Promise.all(
       connections.map(
