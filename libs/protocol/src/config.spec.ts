@@ -340,6 +340,7 @@ describe('resolveConfig: auth and per-address limits', () => {
       ['a fractional publish rate', { limits: { maxPublishesPerSecond: 0.5 } }, /limits\.maxPublishesPerSecond/],
       ['a cluster path without a leading /', { cluster: [{ host: 'h', port: 1, path: 'TOKEN' }] }, /cluster\[0\]\.path: must start with \//],
       ['a cluster path with a query', { cluster: [{ host: 'h', port: 1, path: '/TOKEN?x=1' }] }, /cluster\[0\]\.path/],
+      ['a cluster path with non-ASCII text', { cluster: [{ host: 'h', port: 1, path: '/tökén' }] }, /cluster\[0\]\.path: .*visible ASCII/],
       [
         'client tokens required without a secret or key file',
         { auth: { clientTokens: { mode: 'required', issuer: 'phorge' } } },

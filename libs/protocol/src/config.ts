@@ -37,8 +37,14 @@ const peerSchema = z
     host: z.string().min(1),
     port,
     protocol: z.enum(['http', 'https']).default('http'),
-    /** Path prefix of the peer's admin URL, as Phorge's `notification.servers` entries carry it (`/TOKEN`). */
-    path: z.string().regex(/^\/[^\s?#]*$/, 'must start with / and hold no spaces, ? or #').optional(),
+    /**
+     * Path prefix of the peer's admin URL, as Phorge's `notification.servers` entries carry it
+     * (`/TOKEN`). Sent as is in the request line, as Phorge sends it: visible ASCII only.
+     */
+    path: z
+      .string()
+      .regex(/^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/, 'must start with / and hold only visible ASCII characters, without spaces, ? or #')
+      .optional(),
   })
   .strict();
 
