@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const git = (args, cwd = ROOT) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+const git = (args, cwd = ROOT) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 }).trim();
 
 /**
  * The default reference: where this branch left main (`git merge-base HEAD main`), i.e. the
@@ -91,8 +91,8 @@ export function buildBaseline(ref, log = () => {}) {
     }
     for (const pkg of buildOrder(packages, '@tidings/gateway')) {
       if (!pkg.json.scripts?.build) continue;
-      log(`baseline: building ${pkg.json.name}`);
-      execFileSync('npm', ['run', '--silent', 'build'], { cwd: pkg.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      log(`  building ${pkg.json.name} of ${commit.slice(0, 12)}`);
+      execFileSync('npm', ['run', '--silent', 'build'], { cwd: pkg.dir, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
     }
     const main = join(dir, 'services/gateway/dist/main.js');
     if (!existsSync(main)) throw new Error(`baseline: ${main} was not built`);

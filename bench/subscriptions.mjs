@@ -340,6 +340,11 @@ export async function runSubscriptionsBench(argv) {
 
   line(`Tidings subscription memory bench: node ${process.version}, started ${new Date().toISOString()}`);
   line(`load: ${machineLoad()}`);
+  for (const t of transports) {
+    if (sizes[t].sockets * sizes[t].phids < 500_000) {
+      line(`note: ${t}: ${fmt(sizes[t].sockets * sizes[t].phids)} subscriptions; below ~500,000 a gateway's own churn (a few MB) is a large part of the figures`);
+    }
+  }
   try {
     const ref = args.baseline ?? defaultBaselineRef();
     const builds = [];
