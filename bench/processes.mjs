@@ -128,6 +128,8 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
   return {
     name,
     pid: child.pid,
+    /** The temporary directory of its config file, removed by stop(). */
+    dir,
     clientPort: ports.client,
     adminPort: ports.admin,
     clientUrl: `ws://127.0.0.1:${ports.client}`,
