@@ -29,7 +29,6 @@ interface WsTransport {
 }
 
 export class SocketIoConnection {
-  private readonly phids = new Set<string>();
   private queuedBytes = 0;
   private cut = false;
   private replaying = false;
@@ -142,18 +141,21 @@ export class SocketIoConnection {
       phids = split.allowed;
       forbidden = split.refused;
     }
-    const rooms: string[] = [];
+    // The subscriptions are the rooms the adapter holds for this socket (every adapter we use
+    // joins synchronously), not a second copy here: that cost ~80 bytes per subscription.
+    const joined = this.socket.rooms;
+    const rooms = new Set<string>();
     let refused = 0;
     for (const phid of phids) {
-      if (this.phids.has(phid)) continue;
-      if (this.phids.size >= this.options.maxSubscriptions) {
+      const room = roomOf(this.instance, phid);
+      if (joined.has(room) || rooms.has(room)) continue;
+      if (this.held(joined) + rooms.size >= this.options.maxSubscriptions) {
         refused++;
         continue;
       }
-      this.phids.add(phid);
-      rooms.push(roomOf(this.instance, phid));
+      rooms.add(room);
     }
-    if (rooms.length) await this.socket.join(rooms);
+    if (rooms.size) await this.socket.join([...rooms]);
     if (forbidden.length) {
       // Counted per PHID, as on raw sockets; the reject() of the ack counts the event once.
       this.options.node.counters.reject('forbidden_phid', forbidden.length);
@@ -162,17 +164,17 @@ export class SocketIoConnection {
         ok: false,
         error: 'forbidden',
         message: `the connection's token does not cover ${forbidden.length} of these PHIDs; the others were subscribed`,
-        added: rooms.length,
+        added: rooms.size,
         refused: forbidden,
       };
     }
     if (refused) {
-      this.options.logger.warn({ refused, held: this.phids.size }, 'subscribe: cap reached, PHIDs ignored');
+      this.options.logger.warn({ refused, held: this.held(this.socket.rooms) }, 'subscribe: cap reached, PHIDs ignored');
       return {
         ok: false,
         error: 'subscription_cap',
         message: `a socket holds at most ${this.options.maxSubscriptions} subscriptions; ${refused} PHIDs were not added`,
-        added: rooms.length,
+        added: rooms.size,
         refused,
       };
     }
@@ -183,8 +185,9 @@ export class SocketIoConnection {
     const decoded = decodePhids('unsubscribe', data);
     if (!decoded.ok) return { ok: false, error: 'invalid_payload', message: decoded.message };
     for (const phid of decoded.value) {
-      if (!this.phids.delete(phid)) continue;
-      await this.socket.leave(roomOf(this.instance, phid));
+      const room = roomOf(this.instance, phid);
+      if (!this.socket.rooms.has(room)) continue;
+      await this.socket.leave(room);
     }
     return { ok: true };
   }
@@ -210,7 +213,7 @@ export class SocketIoConnection {
   private async replay(ageMs: number): Promise<SocketIoAck> {
     let entries;
     try {
-      entries = await this.options.node.replayEntries(this.instance, ageMs, (phids) => phids.some((p) => this.phids.has(p)));
+      entries = await this.options.node.replayEntries(this.instance, ageMs, (phids) => phids.some((p) => this.socket.rooms.has(roomOf(this.instance, p))));
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'replay failed');
       return { ok: false, error: 'replay_failed', message: 'history is unavailable' };
@@ -221,6 +224,11 @@ export class SocketIoConnection {
       this.socket.emit('message', JSON.parse(entry.frame) as Record<string, unknown>);
     }
     return { ok: true, replayed: entries.length };
+  }
+
+  /** Subscriptions held: the socket's rooms but its own (Socket.IO puts every socket in a room named by its id). */
+  private held(joined: ReadonlySet<string>): number {
+    return joined.size - (joined.has(this.socket.id) ? 1 : 0);
   }
 
   /**

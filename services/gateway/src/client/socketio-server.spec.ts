@@ -225,6 +225,19 @@ describe('socket.io on the client port', () => {
     expect(sio.received.map((m) => m.n)).toEqual([5]);
   });
 
+  it('counts a PHID once toward the cap however often it is sent, and an unsubscribe makes room', async () => {
+    const sio = await connectSio(client);
+    expect(await sio.emit('subscribe', ['D1', 'D1', 'D2', 'D2', 'D3'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D1', 'D2', 'D3', 'D4', 'D5'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D6', 'D6'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 0, refused: 2 });
+    expect(await sio.emit('unsubscribe', ['D1', 'NOT-HELD', 'D1'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D6', 'D6', 'D7'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 1, refused: 1 });
+    for (const n of [1, 6, 7, 5]) await post(admin, notification([`D${n}`], { n }));
+    await sio.waitFor(2);
+    await sleep(100);
+    expect(sio.received.map((m) => m.n)).toEqual([6, 5]);
+  });
+
   it('counts connections and deliveries in /status/', async () => {
     const before = (await gw.status.report('default')).socketio as Record<string, number>;
     const sio = await connectSio(client, { instance: 'counted' });
