@@ -1,4 +1,5 @@
 import { Hub, type HubMember } from './hub';
+import { SubscriptionBudget } from './subscription-budget';
 
 class Member implements HubMember {
   readonly frames: string[] = [];
@@ -243,7 +244,7 @@ describe('Hub', () => {
       // Addressed to the name while nobody holds it: nobody gets it (Aphlict delivers to everyone).
       expect(hub.deliver('default', [phid], FRAME)).toBe(0);
       expect(hub.isSubscribedToAny(other, [phid])).toBe(false);
-      expect(hub.subscribe(subscribed, [phid])).toEqual({ added: 1, refused: 0 });
+      expect(hub.subscribe(subscribed, [phid])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
       expect(hub.deliver('default', [phid], FRAME)).toBe(1);
       expect(subscribed.frames).toHaveLength(1);
       expect(other.frames).toHaveLength(0);
@@ -278,8 +279,8 @@ describe('Hub', () => {
     const hub = new Hub<Member>();
     const a = new Member('default');
     hub.add(a);
-    expect(hub.subscribe(a, ['P', 'P'])).toEqual({ added: 1, refused: 0 });
-    expect(hub.subscribe(a, ['P'])).toEqual({ added: 0, refused: 0 });
+    expect(hub.subscribe(a, ['P', 'P'])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
+    expect(hub.subscribe(a, ['P'])).toEqual({ added: 0, refused: 0, refusedByNode: 0 });
     expect(hub.deliver('default', ['P'], FRAME)).toBe(1);
   });
 
@@ -289,15 +290,15 @@ describe('Hub', () => {
     const b = new Member('default');
     hub.add(a);
     hub.add(b);
-    expect(hub.subscribe(a, ['P1', 'P2'])).toEqual({ added: 2, refused: 0 });
-    expect(hub.subscribe(a, ['P1', 'P3', 'P4', 'P5'])).toEqual({ added: 1, refused: 2 });
+    expect(hub.subscribe(a, ['P1', 'P2'])).toEqual({ added: 2, refused: 0, refusedByNode: 0 });
+    expect(hub.subscribe(a, ['P1', 'P3', 'P4', 'P5'])).toEqual({ added: 1, refused: 2, refusedByNode: 0 });
     expect(hub.subscriptionCount(a)).toBe(3);
     expect(hub.deliver('default', ['P4'], FRAME)).toBe(0);
     // The cap is per member: another member is not affected.
-    expect(hub.subscribe(b, ['P4', 'P5', 'P6'])).toEqual({ added: 3, refused: 0 });
+    expect(hub.subscribe(b, ['P4', 'P5', 'P6'])).toEqual({ added: 3, refused: 0, refusedByNode: 0 });
     // After an unsubscribe there is room again.
     hub.unsubscribe(a, ['P1']);
-    expect(hub.subscribe(a, ['P4'])).toEqual({ added: 1, refused: 0 });
+    expect(hub.subscribe(a, ['P4'])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
   });
 
   it('defaults the cap to 10,000', () => {
@@ -305,7 +306,7 @@ describe('Hub', () => {
     const a = new Member('default');
     hub.add(a);
     const phids = Array.from({ length: 10_001 }, (_, i) => `P${i}`);
-    expect(hub.subscribe(a, phids)).toEqual({ added: 10_000, refused: 1 });
+    expect(hub.subscribe(a, phids)).toEqual({ added: 10_000, refused: 1, refusedByNode: 0 });
   });
 
   it('emits first-subscriber and last-unsubscribed per (instance, PHID)', () => {
@@ -431,12 +432,12 @@ describe('Hub', () => {
       const [first, second] = [both[leavesFirst], both[1 - leavesFirst]];
       const names = () => [...hub.recipients('default', ['P'])].map((m) => m.name).sort();
 
-      expect(hub.subscribe(both[0], ['P'])).toEqual({ added: 1, refused: 0 });
+      expect(hub.subscribe(both[0], ['P'])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
       expect(log).toEqual(['first default P']);
       expect(names()).toEqual(['a']);
 
-      expect(hub.subscribe(both[1], ['P'])).toEqual({ added: 1, refused: 0 });
-      expect(hub.subscribe(both[1], ['P'])).toEqual({ added: 0, refused: 0 });
+      expect(hub.subscribe(both[1], ['P'])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
+      expect(hub.subscribe(both[1], ['P'])).toEqual({ added: 0, refused: 0, refusedByNode: 0 });
       expect(log).toEqual(['first default P']);
       expect(names()).toEqual(['a', 'b']);
       expect(hub.deliver('default', ['P'], FRAME)).toBe(2);
@@ -490,10 +491,10 @@ describe('Hub', () => {
       for (const m of [a, b, c]) hub.add(m);
       hub.subscribe(a, ['P']);
       hub.subscribe(b, ['Q']);
-      expect(hub.subscribe(b, ['P'])).toEqual({ added: 0, refused: 1 });
+      expect(hub.subscribe(b, ['P'])).toEqual({ added: 0, refused: 1, refusedByNode: 0 });
       expect([...hub.recipients('default', ['P'])]).toEqual([a]);
       hub.subscribe(c, ['P']);
-      expect(hub.subscribe(b, ['P'])).toEqual({ added: 0, refused: 1 });
+      expect(hub.subscribe(b, ['P'])).toEqual({ added: 0, refused: 1, refusedByNode: 0 });
       expect([...hub.recipients('default', ['P'])].map((m) => m.name).sort()).toEqual(['a', 'c']);
       expect(hub.isSubscribedToAny(b, ['P'])).toBe(false);
       hub.remove(a);
@@ -579,11 +580,11 @@ describe('Hub', () => {
       hub.add(a);
       hub.add(b);
       for (let i = 0; i < 3; i++) {
-        expect(hub.subscribe(a, ['P', 'S'])).toEqual({ added: 2, refused: 0 });
+        expect(hub.subscribe(a, ['P', 'S'])).toEqual({ added: 2, refused: 0, refusedByNode: 0 });
         if (i === 0) hub.subscribe(b, ['S']);
         expect(hub.unsubscribe(a, ['P', 'S'])).toBe(2);
       }
-      expect(hub.subscribe(a, ['P', 'S'])).toEqual({ added: 2, refused: 0 });
+      expect(hub.subscribe(a, ['P', 'S'])).toEqual({ added: 2, refused: 0, refusedByNode: 0 });
       expect(hub.subscriptionCount(a)).toBe(2);
       expect(listLength(hub, a)).toBeGreaterThan(2); // stale entries and repeats are there
       expect(hub.deliver('default', ['P'], FRAME)).toBe(1);
@@ -645,5 +646,44 @@ describe('Hub', () => {
       expect(members[2].frames).toEqual([]);
       for (const m of members) if (m !== members[2]) expect(hub.isSubscribedToAny(m, ['ALL', `OWN-${m.name}`])).toBe(true);
     });
+  });
+});
+
+describe('Hub: the node-wide subscription budget', () => {
+  const member = (instance = 'i') => ({ instance, frames: [] as Buffer[], send(f: Buffer) { this.frames.push(f); } });
+
+  it('refuses subscriptions past the budget shared by every member, and takes them again once given back', () => {
+    const budget = new SubscriptionBudget(3);
+    const hub = new Hub({ maxSubscriptionsPerMember: 10, budget });
+    const a = member();
+    const b = member();
+    hub.add(a);
+    hub.add(b);
+    expect(hub.subscribe(a, ['P1', 'P2'])).toEqual({ added: 2, refused: 0, refusedByNode: 0 });
+    expect(hub.subscribe(b, ['P1', 'P3'])).toEqual({ added: 1, refused: 0, refusedByNode: 1 });
+    expect(budget.held).toBe(3);
+    // A repeat costs nothing; an unsubscribe and a member leaving give back what they held.
+    expect(hub.subscribe(a, ['P1'])).toEqual({ added: 0, refused: 0, refusedByNode: 0 });
+    hub.unsubscribe(a, ['P2']);
+    expect(budget.held).toBe(2);
+    expect(hub.subscribe(b, ['P3'])).toEqual({ added: 1, refused: 0, refusedByNode: 0 });
+    hub.remove(a);
+    expect(budget.held).toBe(2);
+    hub.remove(b);
+    expect(budget.held).toBe(0);
+  });
+
+  it('shares one budget between hubs (as between transports), and 0 means no bound', () => {
+    const budget = new SubscriptionBudget(1);
+    const one = new Hub({ budget });
+    const other = new Hub({ budget });
+    const a = member();
+    const b = member();
+    one.add(a);
+    other.add(b);
+    expect(one.subscribe(a, ['X']).added).toBe(1);
+    expect(other.subscribe(b, ['Y']).refusedByNode).toBe(1);
+    const unbounded = new SubscriptionBudget(0);
+    for (let i = 0; i < 1_000; i++) expect(unbounded.take()).toBe(true);
   });
 });

@@ -15,6 +15,7 @@
  *   of it, so a PHID shared by many sockets is kept twice, not once per socket.
  */
 import { EventEmitter } from 'node:events';
+import { SubscriptionBudget } from './subscription-budget';
 
 /**
  * Something the hub can hand a frame to. The frame is encoded once per message (UTF-8
@@ -41,12 +42,16 @@ export interface HubEvents {
 export interface HubOptions {
   /** Subscriptions one member may hold; further PHIDs are refused. Default 10,000. */
   maxSubscriptionsPerMember?: number;
+  /** Subscriptions the whole node may hold, shared with other transports; default: no bound. */
+  budget?: SubscriptionBudget;
 }
 
 export interface SubscribeResult {
   added: number;
   /** PHIDs refused because the member reached its cap. */
   refused: number;
+  /** PHIDs refused because the node holds as many subscriptions as its budget allows. */
+  refusedByNode: number;
 }
 
 /**
@@ -86,10 +91,12 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
   private readonly members = new Map<M, Held>();
   private readonly perInstance = new Map<string, number>();
   private readonly maxSubscriptions: number;
+  private readonly budget: SubscriptionBudget;
 
   constructor(options: HubOptions = {}) {
     super();
     this.maxSubscriptions = options.maxSubscriptionsPerMember ?? 10_000;
+    this.budget = options.budget ?? new SubscriptionBudget(0);
   }
 
   add(member: M): void {
@@ -120,11 +127,16 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
     if (!byPhid) this.index.set(member.instance, (byPhid = new Map()));
     let added = 0;
     let refused = 0;
+    let refusedByNode = 0;
     for (const phid of phids) {
       const entry = byPhid.get(phid);
       if (holds(entry, member)) continue;
       if (held.count >= this.maxSubscriptions) {
         refused++;
+        continue;
+      }
+      if (!this.budget.take()) {
+        refusedByNode++;
         continue;
       }
       held.count++;
@@ -145,7 +157,7 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
         held.phids.push(phid);
       }
     }
-    return { added, refused };
+    return { added, refused, refusedByNode };
   }
 
   unsubscribe(member: M, phids: Iterable<string>): number {
@@ -241,11 +253,13 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
     if (entry === member) {
       byPhid.delete(phid);
       held.count--;
+      this.budget.release();
       this.emit('last-unsubscribed', member.instance, phid);
       return true;
     }
     if (entry === undefined || !isSet(entry) || !entry.delete(member)) return false;
     held.count--;
+    this.budget.release();
     // Back to a lone member (a set is never left with fewer than two).
     if (entry.size === 1) byPhid.set(phid, entry.values().next().value as M);
     return true;

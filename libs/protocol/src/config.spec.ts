@@ -41,6 +41,7 @@ describe('resolveConfig', () => {
       maxBodyBytes: 524_288,
       maxFrameBytes: 524_288,
       maxSubscriptionsPerSocket: 10_000,
+      maxSubscriptionsPerNode: 1_000_000,
       maxBufferedBytes: 1_048_576,
       maxConnections: 0,
       maxInstances: 10_000,
@@ -110,6 +111,7 @@ describe('resolveConfig', () => {
   it.each([
     [{ maxFrameBytes: 65_536 }, /limits\.maxFrameBytes \(65536\) is too small for one subscribe of limits\.maxSubscriptionsPerSocket \(10000\)/],
     [{ maxBufferedBytes: 524_288 }, /limits\.maxBufferedBytes \(524288\) must exceed limits\.maxBodyBytes \(524288\)/],
+    [{ maxSubscriptionsPerNode: 100 }, /limits\.maxSubscriptionsPerNode \(100\) must be at least limits\.maxSubscriptionsPerSocket \(10000\)/],
   ])('refuses limits that contradict each other, naming both: %j', (limits, message) => {
     expect(() => resolveConfig({ ...MINIMAL, limits })).toThrow(message);
   });

@@ -98,6 +98,12 @@ export const TIDINGS_DEFAULTS = {
     maxSubscriptionsPerSocket: 10_000,
     /** Unsent bytes a socket may hold before it is closed as a slow reader. */
     maxBufferedBytes: 1_048_576,
+    /**
+     * Subscriptions one node holds over all its sockets (raw and Socket.IO); PHIDs past it
+     * are refused as past the per-socket cap. About 100 bytes each on raw sockets and 300 on
+     * Socket.IO (bench/subscriptions.mjs): sized for a small server.
+     */
+    maxSubscriptionsPerNode: 1_000_000,
     /** Client connections one node accepts at once (0: no limit). */
     maxConnections: 0,
     /**
@@ -220,6 +226,7 @@ export const configSchema = z
       maxSubscriptionsPerSocket: positiveInt.optional(),
       maxBufferedBytes: positiveInt.optional(),
       maxConnections: z.number().int().min(0).optional(),
+      maxSubscriptionsPerNode: positiveInt.optional(),
       maxInstances: positiveInt.optional(),
       maxConnectionsPerIp: z.number().int().min(0).optional(),
       trustProxy: cidrList.optional(),
@@ -396,7 +403,12 @@ const DELIVERY_OVERHEAD_BYTES = 1_024;
  * accepted for publishing must fit a socket's outgoing bound, or it could never be delivered.
  */
 function checkLimitsAgree(limits: TidingsConfig['limits']): void {
-  const { maxFrameBytes, maxSubscriptionsPerSocket, maxBodyBytes, maxBufferedBytes } = limits;
+  const { maxFrameBytes, maxSubscriptionsPerSocket, maxSubscriptionsPerNode, maxBodyBytes, maxBufferedBytes } = limits;
+  if (maxSubscriptionsPerNode < maxSubscriptionsPerSocket) {
+    throw new ConfigError(
+      `limits.maxSubscriptionsPerNode (${maxSubscriptionsPerNode}) must be at least limits.maxSubscriptionsPerSocket (${maxSubscriptionsPerSocket})`,
+    );
+  }
   const needed = subscribeFrameBytes(maxSubscriptionsPerSocket);
   if (maxFrameBytes < needed) {
     throw new ConfigError(

@@ -92,6 +92,7 @@ export class Gateway {
       history,
       historyMaxAgeMs: config.history.maxAgeMs,
       maxSubscriptionsPerSocket: config.limits.maxSubscriptionsPerSocket,
+      maxSubscriptionsPerNode: config.limits.maxSubscriptionsPerNode,
       maxInstances: config.limits.maxInstances,
       logger,
       bus: options.bus,

@@ -12,7 +12,7 @@ import {
   type Logger,
   type Notification,
 } from '@tidings/protocol';
-import { Hub, type HubMember } from '@tidings/hub';
+import { Hub, SubscriptionBudget, type HubMember } from '@tidings/hub';
 import type { HistoryStore } from '@tidings/history';
 import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
@@ -27,6 +27,8 @@ export interface NodeOptions {
   /** Window of history, ms: replays and backfills reach this far back. */
   historyMaxAgeMs: number;
   maxSubscriptionsPerSocket: number;
+  /** `limits.maxSubscriptionsPerNode`, over every transport. Default 1,000,000. */
+  maxSubscriptionsPerNode?: number;
   logger: Logger;
   bus?: Bus;
   relay?: Relay;
@@ -63,6 +65,8 @@ const BACKFILL_RETRY_MAX_MS = 2_000;
 export class TidingsNode {
   readonly fingerprint: string;
   readonly hub: Hub<HubMember>;
+  /** Subscriptions of every transport on this node, against limits.maxSubscriptionsPerNode. */
+  readonly subscriptions: SubscriptionBudget;
   readonly counters = new Counters();
   readonly history: HistoryStore;
   readonly bus?: Bus;
@@ -98,7 +102,8 @@ export class TidingsNode {
       holdsHistory: holds ? (instance) => holds.call(options.history, instance) : undefined,
       now: this.now,
     });
-    this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket });
+    this.subscriptions = new SubscriptionBudget(options.maxSubscriptionsPerNode ?? 1_000_000);
+    this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket, budget: this.subscriptions });
     // Remember ids well past the history window, so a late copy from a slow path is still caught.
     this.ledger = new MessageLedger({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
     this.bus?.on('message', (message) => this.onBusMessage(message));

@@ -182,10 +182,17 @@ export class RawSocket implements HubMember {
           }
           phids = split.allowed;
         }
-        const { refused } = this.node.hub.subscribe(this, phids);
+        const { refused, refusedByNode } = this.node.hub.subscribe(this, phids);
         if (refused) {
           this.node.counters.reject('subscription_cap');
           this.logger.warn({ refused, held: this.node.hub.subscriptionCount(this) }, 'subscribe: cap reached, PHIDs ignored');
+        }
+        if (refusedByNode) {
+          this.node.counters.reject('node_subscription_cap');
+          this.logger.warn(
+            { refused: refusedByNode, nodeHeld: this.node.subscriptions.held, setting: 'limits.maxSubscriptionsPerNode' },
+            'subscribe: the node holds limits.maxSubscriptionsPerNode subscriptions, PHIDs ignored',
+          );
         }
         return;
       }

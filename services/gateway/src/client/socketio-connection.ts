@@ -31,6 +31,8 @@ interface WsTransport {
 export class SocketIoConnection {
   private queuedBytes = 0;
   private cut = false;
+  /** Subscriptions this socket took from the node's budget; given back when it leaves. */
+  private budgetHeld = 0;
   private replaying = false;
 
   constructor(
@@ -55,7 +57,11 @@ export class SocketIoConnection {
         socket.disconnect(true);
       }),
     );
-    socket.once('disconnect', stopExpiry);
+    socket.once('disconnect', () => {
+      stopExpiry();
+      this.options.node.subscriptions.release(this.budgetHeld);
+      this.budgetHeld = 0;
+    });
     socket.conn.on('close', (reason: string, description?: { message?: string }) =>
       this.contain('close', () => {
         // engine.io reports ws's maxPayload refusal (ws closes with 1009) as a transport error.
@@ -146,6 +152,8 @@ export class SocketIoConnection {
     const joined = this.socket.rooms;
     const rooms = new Set<string>();
     let refused = 0;
+    let refusedByNode = 0;
+    const budget = this.options.node.subscriptions;
     for (const phid of phids) {
       const room = roomOf(this.instance, phid);
       if (joined.has(room) || rooms.has(room)) continue;
@@ -153,9 +161,28 @@ export class SocketIoConnection {
         refused++;
         continue;
       }
+      if (!budget.take()) {
+        refusedByNode++;
+        continue;
+      }
       rooms.add(room);
     }
+    this.budgetHeld += rooms.size;
     if (rooms.size) await this.socket.join([...rooms]);
+    if (refusedByNode) {
+      this.options.node.counters.reject('node_subscription_cap');
+      this.options.logger.warn(
+        { refused: refusedByNode, nodeHeld: budget.held, setting: 'limits.maxSubscriptionsPerNode' },
+        'subscribe: the node holds limits.maxSubscriptionsPerNode subscriptions, PHIDs ignored',
+      );
+      return {
+        ok: false,
+        error: 'subscription_cap',
+        message: `this server holds as many subscriptions as it allows (limits.maxSubscriptionsPerNode); ${refusedByNode} PHIDs were not added`,
+        added: rooms.size,
+        refused: refusedByNode + refused + forbidden.length,
+      };
+    }
     if (forbidden.length) {
       // Counted per PHID, as on raw sockets; the reject() of the ack counts the event once.
       this.options.node.counters.reject('forbidden_phid', forbidden.length);
@@ -187,6 +214,8 @@ export class SocketIoConnection {
     for (const phid of decoded.value) {
       const room = roomOf(this.instance, phid);
       if (!this.socket.rooms.has(room)) continue;
+      this.budgetHeld--;
+      this.options.node.subscriptions.release();
       await this.socket.leave(room);
     }
     return { ok: true };

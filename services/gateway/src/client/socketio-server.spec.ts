@@ -293,6 +293,34 @@ describe('socket.io limits', () => {
     }
   });
 
+  it('shares limits.maxSubscriptionsPerNode between raw and Socket.IO sockets, and gives it back when they leave', async () => {
+    const small = await new Gateway({
+      config: config({ limits: { maxSubscriptionsPerSocket: 4, maxSubscriptionsPerNode: 5, maxFrameBytes: 4_096 } }),
+      logger: silentLogger,
+    }).start();
+    try {
+      const raw = await connectRaw(small.url('client'));
+      raw.send('subscribe', ['R1', 'R2', 'R3']);
+      await raw.roundTrip();
+      const sio = await connectSio(small.url('client'));
+      expect(await sio.emit('subscribe', ['S1', 'S2', 'S3'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 2, refused: 1 });
+      raw.send('subscribe', ['R4']); // the node is full: ignored, counted
+      await raw.roundTrip();
+      expect(small.node.subscriptions.held).toBe(5);
+      expect(small.node.counters.rejected.get('node_subscription_cap')).toBe(2);
+      expect(await sio.emit('unsubscribe', ['S1'])).toEqual({ ok: true });
+      raw.ws.close();
+      for (let i = 0; i < 100 && small.node.subscriptions.held > 1; i++) await sleep(10);
+      expect(small.node.subscriptions.held).toBe(1);
+      expect(await sio.emit('subscribe', ['S3', 'S4', 'S5'])).toEqual({ ok: true });
+      sio.close();
+      for (let i = 0; i < 100 && small.node.subscriptions.held > 0; i++) await sleep(10);
+      expect(small.node.subscriptions.held).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('cuts off a reader whose backlog passes limits.maxBufferedBytes', async () => {
     // The previous test's sockets count against maxConnections until the server saw them go.
     for (let i = 0; i < 250 && gw.socketio!.connectionCount + gw.clientConnections > 0; i++) await sleep(20);
