@@ -5,7 +5,7 @@
  *
  * Redis Cluster: a multi-key script must touch keys of one hash slot. Every history key of
  * an instance carries the hash tag `{<prefix>h:<instance>}`, so the append script (log,
- * counter, dedupe key) always runs in one slot, and different instances spread over the cluster.
+ * meta, dedupe key) always runs in one slot, and different instances spread over the cluster.
  * Pub/sub channels are not keys: a classic PUBLISH is broadcast to every cluster node.
  */
 export interface RedisKeys {
@@ -15,8 +15,8 @@ export interface RedisKeys {
   readonly busChannel: string;
   /** Sorted set of an instance's kept messages (score: acceptedAt, member: encoded envelope). */
   historyLog(instance: string): string;
-  /** Insertion counter of an instance's log, so messages of one millisecond keep their order. */
-  historySeq(instance: string): string;
+  /** Hash of an instance's offset counter and epoch (positions). */
+  historyMeta(instance: string): string;
   /** Dedupe marker of one message id, kept with a TTL past the history window. */
   historySeen(instance: string, id: string): string;
 }
@@ -30,7 +30,7 @@ export function createRedisKeys(prefix = 'tidings:'): RedisKeys {
     prefix,
     busChannel: `${prefix}bus`,
     historyLog: (instance) => `${tag(instance)}:log:${instance}`,
-    historySeq: (instance) => `${tag(instance)}:seq:${instance}`,
+    historyMeta: (instance) => `${tag(instance)}:meta:${instance}`,
     historySeen: (instance, id) => `${tag(instance)}:seen:${instance}:${id}`,
   };
 }

@@ -24,6 +24,8 @@ import { SubscriptionBudget } from './subscription-budget';
  */
 export interface HubMember {
   readonly instance: string;
+  /** Whether it asked for positions: it is then sent the positioned frame of a message. */
+  readonly positions?: boolean;
   send(frame: Buffer): void;
   /**
    * For bulk sends (replay): a promise that settles once the member's backlog has drained
@@ -44,6 +46,13 @@ export interface HubOptions {
   maxSubscriptionsPerMember?: number;
   /** Subscriptions the whole node may hold, shared with other transports; default: no bound. */
   budget?: SubscriptionBudget;
+}
+
+export interface DeliverOptions {
+  /** The frame for members that asked for positions (the message with its position). */
+  positioned?: string;
+  /** Only members that asked for positions, or only those that did not. */
+  only?: 'plain' | 'positioned';
 }
 
 export interface SubscribeResult {
@@ -190,20 +199,35 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
   /**
    * Sends the frame to every matching member once; returns how many were sent to. The JSON
    * text is encoded to bytes once, and only when someone matches: a node with no recipient
-   * for a message pays for the lookups alone.
+   * for a message pays for the lookups alone. Members that asked for positions get
+   * `options.positioned` instead (encoded once too, when given); `options.only` restricts
+   * the delivery to one kind of member.
    */
-  deliver(instance: string, phids: readonly string[], json: string): number {
+  deliver(instance: string, phids: readonly string[], json: string, options?: DeliverOptions): number {
     const found = this.match(instance, phids);
     if (found === undefined) return 0;
-    const frame = Buffer.from(json);
-    if (!(found instanceof Set)) {
-      found.send(frame);
-      return 1;
+    if (!options) {
+      const frame = Buffer.from(json);
+      if (!(found instanceof Set)) {
+        found.send(frame);
+        return 1;
+      }
+      let sent = 0;
+      // Copy a live index set: a send may close a slow socket and remove it (a union is ours).
+      for (const member of found instanceof MemberSet ? [...found] : found) {
+        member.send(frame);
+        sent++;
+      }
+      return sent;
     }
+    let plain: Buffer | undefined;
+    let positioned: Buffer | undefined;
     let sent = 0;
-    // Copy a live index set: a send may close a slow socket and remove it (a union is ours).
-    for (const member of found instanceof MemberSet ? [...found] : found) {
-      member.send(frame);
+    for (const member of found instanceof Set ? (found instanceof MemberSet ? [...found] : found) : [found]) {
+      const wants = member.positions === true;
+      if (options.only === 'plain' ? wants : options.only === 'positioned' ? !wants : false) continue;
+      if (wants && options.positioned !== undefined) member.send((positioned ??= Buffer.from(options.positioned)));
+      else member.send((plain ??= Buffer.from(json)));
       sent++;
     }
     return sent;

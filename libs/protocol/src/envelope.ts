@@ -1,4 +1,5 @@
 import type { Notification } from './message';
+import type { Position } from './positions';
 
 /**
  * A message on its way through one node: accepted once, serialised once. `frame` is the
@@ -20,6 +21,8 @@ export interface Envelope {
    * `frame`. Absent in what nodes older than this field send.
    */
   touched?: string[];
+  /** Its place in the instance's history, once history gave it one (positions.ts). */
+  position?: Position;
 }
 
 /** The HTTP header that carries an assigned message id from one Tidings node to a peer. */

@@ -8,3 +8,4 @@ export * from './cidr';
 export * from './logger';
 export * from './envelope';
 export * from './socketio';
+export * from './positions';

@@ -18,7 +18,14 @@ export type SocketIoErrorCode =
 
 /** `{ok: true}` (with `replayed` after a replay) or `{ok: false, error, message}`. */
 export type SocketIoAck =
-  | { ok: true; replayed?: number }
+  | {
+      ok: true;
+      replayed?: number;
+      /** A replay by position: whether the client provably has every message, and where history is now. */
+      recovered?: boolean;
+      offset?: number;
+      epoch?: string;
+    }
   | {
       ok: false;
       error: SocketIoErrorCode;

@@ -20,6 +20,8 @@ export class Counters {
   /** History entries replays read (the window asked for), and those they sent (matching the socket). */
   replayEntriesRead = 0;
   replayEntriesSent = 0;
+  /** Replays by position that could not promise the client everything (epoch changed, or aged out). */
+  replaysNotRecovered = 0;
   /** Bytes raw sockets were sent by replays. */
   replayBytes = 0;
   /** Inputs refused, by reason (admin error codes and socket frame problems). */

@@ -124,6 +124,7 @@ export class Gateway {
       admission: this.admission,
       foreignPathPrefix: config.socketio.enabled ? config.socketio.path : undefined,
     });
+    this.node.resyncHandlers.push(() => this.clientServer.resyncPositioned());
     if (config.socketio.enabled) {
       const socketio = new SocketIoServer({
         node: this.node,
@@ -133,6 +134,7 @@ export class Gateway {
       });
       this.socketio = socketio;
       this.node.addDelivery(socketio);
+      this.node.resyncHandlers.push(() => socketio.resyncPositioned());
       this.status.add('socketio', () => socketio.status());
     }
     if (options.bus) {

@@ -38,7 +38,7 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
     maxMessages: config.history.maxMessages,
     maxAgeMs: config.history.maxAgeMs,
     commandTimeoutMs,
-    announce: { channel: bus.busChannel, encode: (e) => bus.encode(e) },
+    announce: { channel: bus.busChannel, split: (e) => bus.splitForPosition(e) },
     closeClient: true,
     logger: log,
   });

@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLIENT_PORT_HTTP_BODY, instanceFromPath, type Logger } from '@tidings/protocol';
+import { CLIENT_PORT_HTTP_BODY, CloseCode, instanceFromPath, type Logger } from '@tidings/protocol';
 import { tokenFromUpgrade } from '@tidings/auth';
 import type { TidingsNode } from '../node';
 import { RawSocket } from './raw-socket';
@@ -98,6 +98,11 @@ export class ClientServer {
     });
     this.onSocketGone = undefined;
     for (const t of timers) clearTimeout(t);
+  }
+
+  /** Closes every socket with positions on (1012), so it reconnects and replays from its position. */
+  resyncPositioned(): void {
+    for (const socket of this.sockets.keys()) if (socket.positions) socket.close(CloseCode.RESYNC, 'replay from your position');
   }
 
   /** Cuts every socket still open (those that did not answer a close in time). */

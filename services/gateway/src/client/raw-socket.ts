@@ -9,7 +9,7 @@
  * frames queued behind a replay are dropped with it.
  */
 import WebSocket from 'ws';
-import { CloseCode, PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import { CloseCode, PONG_FRAME, parseClientFrame, positionsFrame, type Logger } from '@tidings/protocol';
 import type { Grant } from '@tidings/auth';
 import type { HubMember } from '@tidings/hub';
 import type { TidingsNode } from '../node';
@@ -54,6 +54,8 @@ export interface RawSocketOptions {
 
 export class RawSocket implements HubMember {
   private closed = false;
+  /** Whether this connection asked for positions (`{"command":"positions","data":true}`). */
+  positions = false;
   private readonly stopExpiry: () => void;
 
   constructor(
@@ -141,11 +143,32 @@ export class RawSocket implements HubMember {
   }
 
   /**
-   * Frames are handled in the order they came: while a replay reads history, later frames
-   * wait here (and the socket stops reading), so a pong or an unsubscribe never overtakes
-   * the replay, as with Aphlict's synchronous replay.
+   * Frames are handled in the order they came: while a replay (or a `positions` answer)
+   * reads history, later frames wait here (and the socket stops reading), so a pong or an
+   * unsubscribe never overtakes the replay, as with Aphlict's synchronous replay.
    */
   private backlog: { data: Buffer; isBinary: boolean }[] | null = null;
+
+  /** Handles a command that reads history: later frames wait until it is done. */
+  private inOrder(what: string, work: () => Promise<unknown>): void {
+    this.backlog = [];
+    this.ws.pause();
+    // Neither step can reject: a failure is logged, and the continuation is contained.
+    work()
+      .catch((err: Error) => this.logger.warn({ err: err.message }, `${what} failed`))
+      .then(() => this.contain(what, () => this.afterReplay()));
+  }
+
+  /** Turns positions on or off: the answer tells where the instance's history is now. */
+  private async setPositions(enabled: boolean): Promise<void> {
+    if (enabled !== this.positions) {
+      this.positions = enabled;
+      this.node.positionsChanged(enabled ? 1 : -1);
+    }
+    if (!enabled) return;
+    const head = await this.node.head(this.instance);
+    if (!this.closed) this.send(Buffer.from(positionsFrame(head)));
+  }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
@@ -200,13 +223,13 @@ export class RawSocket implements HubMember {
         this.node.hub.unsubscribe(this, frame.phids);
         return;
       case 'replay':
-        this.backlog = [];
-        this.ws.pause();
-        // Neither step can reject: a failed read is logged, and the continuation is contained.
-        this.node
-          .replay(this, frame.ageMs)
-          .catch((err: Error) => this.logger.warn({ err: err.message }, 'replay failed'))
-          .then(() => this.contain('replay', () => this.afterReplay()));
+        this.inOrder('replay', () => this.node.replay(this, { kind: 'age', ageMs: frame.ageMs }));
+        return;
+      case 'replay-since':
+        this.inOrder('replay', () => this.node.replay(this, { kind: 'since', since: frame.since }));
+        return;
+      case 'positions':
+        this.inOrder('positions', () => this.setPositions(frame.enabled));
         return;
       case 'ping':
         if (this.ws.readyState === WebSocket.OPEN) this.ws.send(PONG, { binary: false });
@@ -222,6 +245,7 @@ export class RawSocket implements HubMember {
     if (this.closed) return;
     this.closed = true;
     this.stopExpiry();
+    if (this.positions) this.node.positionsChanged(-1);
     this.backlog = null;
     this.node.hub.remove(this);
   }

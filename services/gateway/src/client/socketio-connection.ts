@@ -3,10 +3,10 @@
  * a deaf socket), keeps its subscriptions as rooms under the per-socket cap, replays from
  * history with the same filter as raw sockets, and cuts it off when it reads too slowly.
  */
-import type { Logger } from '@tidings/protocol';
+import type { Logger, ReplayRequest } from '@tidings/protocol';
 import type { TidingsNode } from '../node';
 import { watchExpiry } from './admission';
-import { decodePhids, decodeReplay, roomOf, splitArgs, type SocketIoAck } from './socketio-contract';
+import { decodePhids, decodeReplay, positionedRoomOf, roomOf, splitArgs, type SocketIoAck } from './socketio-contract';
 import type { SocketIoServer, TidingsIoSocket } from './socketio-server';
 
 export interface SocketIoConnectionOptions {
@@ -50,6 +50,13 @@ export class SocketIoConnection {
       }),
     );
     this.watchBacklog();
+    if (this.positioned) {
+      // Where the instance's history is now: the client's starting position.
+      options.node.head(this.instance).then(
+        (head) => this.contain('positions', () => void socket.emit('positions', head)),
+        (err: Error) => options.logger.warn({ err: err.message }, 'positions: history head unavailable'),
+      );
+    }
     // At the token's expiry the connection ends; the client gets a fresh token and reconnects.
     const stopExpiry = watchExpiry(socket.data.grant, () =>
       this.contain('expiry', () => {
@@ -104,6 +111,16 @@ export class SocketIoConnection {
     return this.socket.data.instance;
   }
 
+  /** Whether it connected with positions on (auth {positions: true}). */
+  get positioned(): boolean {
+    return this.socket.data.positions === true;
+  }
+
+  /** The room of one of its subscriptions (sockets with positions on have rooms of their own). */
+  private room(phid: string): string {
+    return this.positioned ? positionedRoomOf(this.instance, phid) : roomOf(this.instance, phid);
+  }
+
   /** Closes the transport without a Socket.IO disconnect, so clients reconnect (shutdown drain). */
   dropTransport(): void {
     this.socket.conn.close();
@@ -155,7 +172,7 @@ export class SocketIoConnection {
     let refusedByNode = 0;
     const budget = this.options.node.subscriptions;
     for (const phid of phids) {
-      const room = roomOf(this.instance, phid);
+      const room = this.room(phid);
       if (joined.has(room) || rooms.has(room)) continue;
       if (this.held(joined) + rooms.size >= this.options.maxSubscriptions) {
         refused++;
@@ -212,7 +229,7 @@ export class SocketIoConnection {
     const decoded = decodePhids('unsubscribe', data);
     if (!decoded.ok) return { ok: false, error: 'invalid_payload', message: decoded.message };
     for (const phid of decoded.value) {
-      const room = roomOf(this.instance, phid);
+      const room = this.room(phid);
       if (!this.socket.rooms.has(room)) continue;
       this.budgetHeld--;
       this.options.node.subscriptions.release();
@@ -239,20 +256,25 @@ export class SocketIoConnection {
     }
   }
 
-  private async replay(ageMs: number): Promise<SocketIoAck> {
-    let entries;
+  private async replay(request: ReplayRequest): Promise<SocketIoAck> {
+    let result;
     try {
-      entries = await this.options.node.replayEntries(this.instance, ageMs, (phids) => phids.some((p) => this.socket.rooms.has(roomOf(this.instance, p))));
+      result = await this.options.node.replayFor(this.instance, request, (phids) => phids.some((p) => this.socket.rooms.has(this.room(p))));
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'replay failed');
       return { ok: false, error: 'replay_failed', message: 'history is unavailable' };
     }
     this.options.server.counters.replays++;
-    for (const entry of entries) {
+    const withPositions = this.positioned || request.kind === 'since';
+    for (const entry of result.entries) {
       if (this.cut || !this.socket.connected) break;
-      this.socket.emit('message', JSON.parse(entry.frame) as Record<string, unknown>);
+      const payload = JSON.parse(entry.frame) as Record<string, unknown>;
+      if (withPositions && entry.position) this.socket.emit('message', payload, entry.position);
+      else this.socket.emit('message', payload);
     }
-    return { ok: true, replayed: entries.length };
+    const ack: SocketIoAck = { ok: true, replayed: result.entries.length };
+    if (result.after) Object.assign(ack, { recovered: result.after.recovered, offset: result.after.head.offset, epoch: result.after.head.epoch });
+    return ack;
   }
 
   /** Subscriptions held: the socket's rooms but its own (Socket.IO puts every socket in a room named by its id). */

@@ -13,10 +13,10 @@ import { Server as IoServer, type Socket } from 'socket.io';
 import { DEFAULT_INSTANCE, INSTANCE_RULE, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
 import { tokenFromSocketIoAuth, type Grant } from '@tidings/auth';
 import type { ClientAdmission } from './admission';
-import type { ExtraDelivery, TidingsNode } from '../node';
+import type { Audience, ExtraDelivery, TidingsNode } from '../node';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './socketio-adapter';
 import { SocketIoConnection } from './socketio-connection';
-import { roomOf, type ClientToServerEvents, type ServerToClientEvents } from './socketio-contract';
+import { positionedRoomOf, roomOf, type ClientToServerEvents, type ServerToClientEvents } from './socketio-contract';
 
 export { roomOf };
 
@@ -35,6 +35,8 @@ export interface SocketData {
   grant?: Grant;
   /** Frees the connection's per-address slot. */
   release?: () => void;
+  /** It asked for positions (auth {positions: true}). */
+  positions?: boolean;
 }
 
 export type TidingsIoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -53,6 +55,8 @@ export class SocketIoServer implements ExtraDelivery {
   readonly counters: SocketIoCounters = { connectionsTotal: 0, deliveries: 0, replays: 0, slowReaderCloses: 0, rejected: new Map() };
   private readonly adapter: SocketIoAdapterHandle;
   private readonly connections = new Map<string, SocketIoConnection>();
+  /** Sockets with positions on now (their rooms are looked up only while there are some). */
+  private positionedSockets = 0;
   private readonly perInstance = new Map<string, number>();
   private attached = false;
   private closing?: Promise<void>;
@@ -110,21 +114,45 @@ export class SocketIoServer implements ExtraDelivery {
     return this.perInstance.keys();
   }
 
-  /** Emits a message to this node's sockets in the rooms of its PHIDs; returns how many got it. */
-  deliver(envelope: Envelope): number {
-    const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
-    const count = this.countLocal(rooms);
-    if (count === 0) return 0;
+  /**
+   * Emits a message to this node's sockets in the rooms of its PHIDs; returns how many got
+   * it. Sockets with positions on sit in rooms of their own and get the position as the
+   * message's second argument. One parse per node and message; Socket.IO encodes each
+   * packet once for all its recipients.
+   */
+  deliver(envelope: Envelope, audience: Audience): number {
+    let sent = 0;
+    let payload: Record<string, unknown> | undefined;
+    const parsed = () => (payload ??= JSON.parse(envelope.frame) as Record<string, unknown>);
     try {
-      // One parse per node and message; Socket.IO encodes the packet once for all recipients.
-      this.io.local.to(rooms).emit('message', JSON.parse(envelope.frame) as Record<string, unknown>);
+      if (audience !== 'positioned') {
+        const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
+        const count = this.countLocal(rooms);
+        if (count > 0) {
+          this.io.local.to(rooms).emit('message', parsed());
+          sent += count;
+        }
+      }
+      if (audience !== 'plain' && this.positionedSockets > 0) {
+        const rooms = envelope.subscribers.map((phid) => positionedRoomOf(envelope.instance, phid));
+        const count = this.countLocal(rooms);
+        if (count > 0) {
+          if (envelope.position) this.io.local.to(rooms).emit('message', parsed(), envelope.position);
+          else this.io.local.to(rooms).emit('message', parsed());
+          sent += count;
+        }
+      }
     } catch (err) {
       // Contained here so the node's other transports still deliver this message.
       this.internalError('deliver', err as Error);
-      return 0;
     }
-    this.counters.deliveries += count;
-    return count;
+    this.counters.deliveries += sent;
+    return sent;
+  }
+
+  /** Drops the transport of every socket with positions on, so it replays from its position. */
+  resyncPositioned(): void {
+    for (const connection of this.connections.values()) if (connection.positioned) connection.dropTransport();
   }
 
   private internalError(during: string, err: Error): void {
@@ -210,6 +238,7 @@ export class SocketIoServer implements ExtraDelivery {
     // Gone while its token was checked.
     if (socket.conn.readyState === 'closed') return admitted.release();
     socket.data.instance = instance;
+    socket.data.positions = (auth as { positions?: unknown } | undefined)?.positions === true;
     socket.data.grant = admitted.grant;
     socket.data.release = admitted.release;
     next();
@@ -230,8 +259,16 @@ export class SocketIoServer implements ExtraDelivery {
     this.perInstance.set(instance, (this.perInstance.get(instance) ?? 0) + 1);
     node.instances.socketJoined(instance);
     this.counters.connectionsTotal++;
+    if (connection.positioned) {
+      this.positionedSockets++;
+      node.positionsChanged(1);
+    }
     socket.once('disconnect', () => {
       this.connections.delete(socket.id);
+      if (connection.positioned) {
+        this.positionedSockets--;
+        node.positionsChanged(-1);
+      }
       node.instances.socketLeft(instance);
       socket.data.release?.();
       const left = (this.perInstance.get(instance) ?? 1) - 1;
