@@ -19,7 +19,23 @@ export interface RedisKeys {
   historyMeta(instance: string): string;
   /** Dedupe marker of one message id, kept with a TTL past the history window. */
   historySeen(instance: string, id: string): string;
+  /** Interest routing: hash of the gateways routing for an instance, each with its lease's expiry. */
+  gatewayLeases(instance: string): string;
+  /** Interest routing: set of the gateways with a socket subscribed to (instance, PHID). */
+  interest(instance: string, phid: string): string;
+  /**
+   * Interest routing: the channel one gateway receives an instance's messages on. In the
+   * instance's hash slot, so the append script can SPUBLISH to it on a Redis Cluster and a
+   * message crosses only the shard that owns its instance.
+   */
+  gatewayChannel(instance: string, gatewayId: string): string;
 }
+
+/**
+ * The instance the interest bus's canary travels in: a name no real instance can have (the
+ * instance rule forbids `~`), so its keys and channels never meet a tenant's.
+ */
+export const CANARY_INSTANCE = '~tidings';
 
 /** Builds the names for a prefix (`tidings:` by default, see the gateway config). */
 export function createRedisKeys(prefix = 'tidings:'): RedisKeys {
@@ -32,5 +48,8 @@ export function createRedisKeys(prefix = 'tidings:'): RedisKeys {
     historyLog: (instance) => `${tag(instance)}:log:${instance}`,
     historyMeta: (instance) => `${tag(instance)}:meta:${instance}`,
     historySeen: (instance, id) => `${tag(instance)}:seen:${instance}:${id}`,
+    gatewayLeases: (instance) => `${tag(instance)}:gw:${instance}`,
+    interest: (instance, phid) => `${tag(instance)}:i:${instance}:${phid}`,
+    gatewayChannel: (instance, gatewayId) => `${tag(instance)}:to:${instance}:${gatewayId}`,
   };
 }

@@ -67,7 +67,11 @@ describe('RedisHistory', () => {
     const history = new RedisHistory({
       client: client(),
       keys,
-      announce: { channel: keys.busChannel, split: (e) => ({ head: `bus:${e.id}:`, tail: 'end' }) },
+      announce: {
+        lua: `redis.call('PUBLISH', ARGV[8], ARGV[9] .. '"p":[' .. seq .. ',"' .. epoch .. '"],' .. ARGV[10])`,
+        keys: () => [],
+        args: (e) => [keys.busChannel, `bus:${e.id}:`, 'end'],
+      },
     });
     await history.append(envelope('x'));
     await history.append(envelope('x'));

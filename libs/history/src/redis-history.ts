@@ -16,7 +16,8 @@
  *         even after count trimming evicted it (a copy relayed back late is not re-added).
  *
  * append() is one script, one round trip: dedupe, add, trim by age and count, refresh
- * TTLs and, when `announce` is set, PUBLISH the bus message in the same script. That is
+ * TTLs and, when `announce` is set, publish the bus message in the same script (the bus
+ * supplies that part: one PUBLISH, or one per interested gateway). That is
  * the split between HistoryStore and Bus with Redis: the store publishes (atomically with
  * the append, and only the first copy of an id), the bus subscribes, decodes and runs
  * canaries; its publish() sends nothing (RedisBus `publishedByHistory`). So one publish
@@ -29,7 +30,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger, type Envelope, type Logger, type Position } from '@tidings/protocol';
 import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type ReplayAfter } from './history-store';
 import { isRecovered } from './memory-history';
@@ -58,11 +59,8 @@ export interface RedisHistoryOptions extends HistoryOptions {
   keys: RedisHistoryKeys;
   /** Longest wait for one Redis command; the promise rejects after it. Default 2000 ms. */
   commandTimeoutMs?: number;
-  /**
-   * Also PUBLISH each newly stored message in the append script (see the file comment): the
-   * bus frame, split where the script splices in the message's position.
-   */
-  announce?: { channel: string; split(envelope: Envelope): { head: string; tail: string } };
+  /** Also publish each newly stored message in the append script (see the file comment). */
+  announce?: Announcer;
   /** Close (QUIT) the client on close(). Default false: the caller owns it. */
   closeClient?: boolean;
   logger?: Logger;
@@ -82,11 +80,12 @@ export class HistoryTimeoutError extends HistoryError {
 const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-// KEYS: log, meta, seen. ARGV: payload, maxAgeMs, maxMessages, seenTtlMs, logTtlMs,
-// metaTtlMs, epoch candidate, channel ('' for none), bus frame head, bus frame tail.
-// Returns {1, offset, epoch} when stored, {0} for a duplicate id. The bus frame gets the
-// position spliced in between head and tail: every node receives it with the message.
-const APPEND_LUA = `
+// KEYS: log, meta, seen, then the announcer's. ARGV: payload, maxAgeMs, maxMessages,
+// seenTtlMs, logTtlMs, metaTtlMs, epoch candidate, then the announcer's. Returns
+// {1, offset, epoch} when stored, {0} for a duplicate id. The announcer's Lua runs after
+// the store with `seq` (the offset), `epoch` and `now` in scope: it publishes the message,
+// in the same step that stored it.
+const STORE_LUA = `
 if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return {0} end
 ${NOW_MS}
 redis.call('HSETNX', KEYS[2], 'epoch', ARGV[7])
@@ -99,9 +98,24 @@ local max = tonumber(ARGV[3])
 if n > max then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - max - 1) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9] .. '"p":[' .. seq .. ',"' .. epoch .. '"],' .. ARGV[10]) end
-return {1, seq, epoch}
 `;
+
+/** Where an announcer's KEYS and ARGV start (after the store's own). */
+export const ANNOUNCE_KEYS_BASE = 3;
+export const ANNOUNCE_ARGV_BASE = 7;
+
+/**
+ * How the append script announces a message it stored (the bus builds it): Lua run at the
+ * end of the script, after the store, with \`seq\` (the offset), \`epoch\` and \`now\` in
+ * scope; its keys follow the store's (KEYS[ANNOUNCE_KEYS_BASE + 1] on) and its arguments
+ * follow the store's (ARGV[ANNOUNCE_ARGV_BASE + 1] on). On Redis Cluster its keys must
+ * share the instance's hash tag.
+ */
+export interface Announcer {
+  lua: string;
+  keys(envelope: Envelope): string[];
+  args(envelope: Envelope): (string | number)[];
+}
 
 /** An instance's epoch, drawn (from the node's candidate) the first time it is asked for. */
 const HEAD = `
@@ -162,21 +176,8 @@ const META_TTL_MS = 24 * 60 * 60 * 1_000;
 
 const SEQ_DIGITS = 16;
 
-type AppendCommand = (
-  log: string,
-  meta: string,
-  seen: string,
-  payload: string,
-  maxAgeMs: number,
-  maxMessages: number,
-  seenTtlMs: number,
-  logTtlMs: number,
-  metaTtlMs: number,
-  epochCandidate: string,
-  channel: string,
-  busHead: string,
-  busTail: string,
-) => Promise<[0] | [1, number, string]>;
+/** numkeys, then KEYS, then ARGV (the append script's key count depends on the announcer). */
+type AppendCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<[0] | [1, number, string]>;
 type RecentCommand = (log: string, meta: string, ageMs: number, epochCandidate: string, metaTtlMs: number) => Promise<[string, string[]]>;
 type AfterCommand = (
   log: string,
@@ -190,7 +191,6 @@ type AfterCommand = (
 type HeadCommand = (log: string, meta: string, unused: string, epochCandidate: string, metaTtlMs: number) => Promise<[number, string]>;
 type StatsCommand = (log: string, maxAgeMs: number) => Promise<[number, number]>;
 interface HistoryCommands {
-  tidingsHistoryAppend: AppendCommand;
   tidingsHistoryRecent: RecentCommand;
   tidingsHistoryAfter: AfterCommand;
   tidingsHistoryHead: HeadCommand;
@@ -204,6 +204,8 @@ export class RedisHistory implements HistoryStore {
   private readonly maxAgeMs: number;
   private readonly timeoutMs: number;
   private readonly announce?: RedisHistoryOptions['announce'];
+  /** The append script's command, named by its text (another announcer makes another script). */
+  private readonly appendCommand: string;
   private readonly logger: Logger;
   private readonly closeClient: boolean;
   private closing?: Promise<void>;
@@ -222,9 +224,11 @@ export class RedisHistory implements HistoryStore {
     if (!(this.maxMessages > 0) || !(this.maxAgeMs > 0)) {
       throw new Error('RedisHistory: maxMessages and maxAgeMs must be positive');
     }
+    const appendLua = `${STORE_LUA}${this.announce?.lua ?? ''}\nreturn {1, seq, epoch}\n`;
+    this.appendCommand = `tidingsHistoryAppend_${createHash('sha1').update(appendLua).digest('hex').slice(0, 12)}`;
+    if (!(this.appendCommand in this.client)) this.client.defineCommand(this.appendCommand, { lua: appendLua });
     // defineCommand runs EVALSHA and falls back to EVAL after a NOSCRIPT (restart, failover).
-    if (!('tidingsHistoryAppend' in this.client)) {
-      this.client.defineCommand('tidingsHistoryAppend', { numberOfKeys: 3, lua: APPEND_LUA });
+    if (!('tidingsHistoryRecent' in this.client)) {
       this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 2, lua: RECENT_LUA });
       this.client.defineCommand('tidingsHistoryAfter', { numberOfKeys: 2, lua: AFTER_LUA });
       this.client.defineCommand('tidingsHistoryHead', { numberOfKeys: 2, lua: HEAD_LUA });
@@ -249,25 +253,12 @@ export class RedisHistory implements HistoryStore {
       acceptedAt: entry.acceptedAt,
       touched: entry.touched,
     });
-    const bus = this.announce ? this.announce.split(entry) : { head: '', tail: '' };
-    const result = await this.timed(
-      this.commands.tidingsHistoryAppend(
-        this.keys.historyLog(entry.instance),
-        this.keys.historyMeta(entry.instance),
-        this.keys.historySeen(entry.instance, entry.id),
-        payload,
-        this.maxAgeMs,
-        this.maxMessages,
-        2 * this.maxAgeMs + 10_000,
-        this.maxAgeMs + 10_000,
-        META_TTL_MS,
-        newEpoch(),
-        this.announce?.channel ?? '',
-        bus.head,
-        bus.tail,
-      ),
-      'history append',
-    );
+    const keys = [this.keys.historyLog(entry.instance), this.keys.historyMeta(entry.instance), this.keys.historySeen(entry.instance, entry.id)];
+    if (this.announce) keys.push(...this.announce.keys(entry));
+    const args = [payload, this.maxAgeMs, this.maxMessages, 2 * this.maxAgeMs + 10_000, this.maxAgeMs + 10_000, META_TTL_MS, newEpoch()];
+    if (this.announce) args.push(...this.announce.args(entry));
+    const append = (this.client as unknown as Record<string, AppendCommand>)[this.appendCommand].bind(this.client);
+    const result = await this.timed(append(keys.length, ...keys, ...args), 'history append');
     if (result[0] !== 1) {
       this.counts.duplicates++;
       return null;
