@@ -31,6 +31,7 @@ for (const file of files) {
   // A suite that failed to load has no failed test but is a failure all the same.
   failed += s.failed + s.suiteErrors;
   console.log(`  ${s.project}: ${s.passed} passed, ${s.failed} failed${s.suiteErrors ? `, ${s.suiteErrors} suites did not run` : ''}`);
+  for (const f of s.failures ?? []) console.log(`    failed: ${f.file}: ${f.test}`);
 }
 const status = nx.status ?? 1;
 if (status !== 0 && failed === 0) failed = 1; // Nx failed before or outside Jest (build, crash)

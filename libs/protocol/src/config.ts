@@ -127,6 +127,17 @@ export const TIDINGS_DEFAULTS = {
     keyPrefix: 'tidings:',
     /** Socket.IO's sharded adapter (SPUBLISH, Redis 7) instead of the classic one. */
     sharded: false,
+    /**
+     * How messages travel between gateways: `broadcast` (one channel, every gateway gets
+     * every message) or `interest` (each gateway gets only messages with a recipient among
+     * its sockets; see libs/bus/src/redis-interest-bus.ts).
+     */
+    bus: 'broadcast' as 'broadcast' | 'interest',
+    /**
+     * Interest routing: how long a gateway that stopped refreshing its lease (it died) is
+     * still published to. It refreshes every third of it.
+     */
+    routingLeaseMs: 15_000,
     /** How long a publish waits for Redis before answering 503. */
     commandTimeoutMs: 2_000,
   },
@@ -237,6 +248,8 @@ export const configSchema = z
       clusterNodes: z.string().optional(),
       keyPrefix: z.string().optional(),
       sharded: z.boolean().optional(),
+      bus: z.enum(['broadcast', 'interest']).optional(),
+      routingLeaseMs: z.number().int().min(300).optional(),
       commandTimeoutMs: positiveInt.optional(),
     }),
     relay: section('relay', {

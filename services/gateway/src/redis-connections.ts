@@ -45,6 +45,8 @@ export interface RedisConnectionOptions {
   failFast: boolean;
   /** Connect on the first command or connect() rather than at once. */
   lazyConnect: boolean;
+  /** Cluster: one subscriber per shard for sharded pub/sub (SSUBSCRIBE). */
+  shardedSubscribers?: boolean;
 }
 
 /** Opens a standalone or cluster connection as the config says; retries for ever. */
@@ -63,6 +65,7 @@ export function createRedisConnection(redis: TidingsConfig['redis'], options: Re
       enableOfflineQueue: !options.failFast,
       clusterRetryStrategy: redisRetryDelay,
       maxRedirections: 16,
+      shardedSubscribers: options.shardedSubscribers ?? false,
       slotsRefreshTimeout: Math.max(timeout, 1_000),
       redisOptions: connection,
     });

@@ -9,7 +9,7 @@
  * script and the bus only subscribes (see libs/history/src/redis-history.ts).
  */
 import type { Logger, TidingsConfig } from '@tidings/protocol';
-import { RedisBus, createRedisKeys, type Bus } from '@tidings/bus';
+import { RedisBus, RedisInterestBus, createRedisKeys, type Bus } from '@tidings/bus';
 import { ANNOUNCE_ARGV_BASE, ANNOUNCE_KEYS_BASE, RedisHistory, type HistoryStore } from '@tidings/history';
 import { createRedisConnection, watchRedisErrors } from './redis-connections';
 
@@ -18,20 +18,15 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
   if (!url && !clusterNodes) return {};
   const log = logger.child({ part: 'redis' });
   const client = createRedisConnection(config.redis, { name: 'tidings-commands', failFast: true, lazyConnect: true });
-  const subscriber = createRedisConnection(config.redis, { name: 'tidings-bus', failFast: true, lazyConnect: true });
+  const interest = config.redis.bus === 'interest';
+  // A Redis Cluster routes by interest with sharded pub/sub: one subscriber per shard.
+  const sharded = interest && !!clusterNodes;
+  const subscriber = createRedisConnection(config.redis, { name: 'tidings-bus', failFast: true, lazyConnect: true, shardedSubscribers: sharded });
   watchRedisErrors(client, log, 'commands');
   watchRedisErrors(subscriber, log, 'subscriber');
   const keys = createRedisKeys(keyPrefix);
-  const bus = new RedisBus({
-    client,
-    subscriber,
-    keys,
-    logger: log,
-    publishedByHistory: true,
-    commandTimeoutMs,
-    startTimeoutMs: commandTimeoutMs,
-    closeSubscriber: true,
-  });
+  const common = { client, subscriber, keys, logger: log, commandTimeoutMs, startTimeoutMs: commandTimeoutMs, closeSubscriber: true };
+  const bus = interest ? new RedisInterestBus({ ...common, sharded, leaseMs: config.redis.routingLeaseMs }) : new RedisBus({ ...common, publishedByHistory: true });
   const history = new RedisHistory({
     client,
     keys,
@@ -43,7 +38,7 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
     logger: log,
   });
   log.info(
-    { mode: clusterNodes ? 'cluster' : 'standalone', target: clusterNodes || redactUrl(url), keyPrefix, nodeId: bus.nodeId },
+    { mode: clusterNodes ? 'cluster' : 'standalone', routing: config.redis.bus, target: clusterNodes || redactUrl(url), keyPrefix, nodeId: bus.nodeId },
     'redis: shared history and bus configured',
   );
   return { history, bus };

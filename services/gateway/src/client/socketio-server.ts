@@ -74,6 +74,11 @@ export class SocketIoServer implements ExtraDelivery {
       destroyUpgrade: false,
     });
     // Both run inside engine.io's handling of a connection: a throw there would reach the process.
+    // The node routes by the rooms' (instance, PHID): Socket.IO's adapter says when one is
+    // created (first socket) or deleted (last one left). Socket ids are rooms too: no `~`.
+    const rooms = this.io.of('/').adapter;
+    rooms.on('create-room', (room: string) => this.roomChanged(room, 1));
+    rooms.on('delete-room', (room: string) => this.roomChanged(room, -1));
     this.io.use((socket, next) => {
       this.admit(socket, next).catch((err: Error) => {
         this.internalError('admit', err);
@@ -153,6 +158,14 @@ export class SocketIoServer implements ExtraDelivery {
   /** Drops the transport of every socket with positions on, so it replays from its position. */
   resyncPositioned(): void {
     for (const connection of this.connections.values()) if (connection.positioned) connection.dropTransport();
+  }
+
+  /** `instance~PHID` and `~instance~PHID` (positions on) are subscriptions; other rooms are not ours. */
+  private roomChanged(room: string, delta: 1 | -1): void {
+    const name = room.startsWith('~') ? room.slice(1) : room;
+    const tilde = name.indexOf('~');
+    if (tilde <= 0) return;
+    this.options.node.interestChanged(name.slice(0, tilde), name.slice(tilde + 1), delta);
   }
 
   private internalError(during: string, err: Error): void {
