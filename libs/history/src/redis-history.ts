@@ -18,6 +18,10 @@
  * canaries; its publish() sends nothing (RedisBus `publishedByHistory`). So one publish
  * reaches Redis once, and a message is in shared history iff it went out on the bus.
  *
+ * Replicas: with `waitReplicas`, the append script and a WAIT go out together in one
+ * pipeline on one connection (one write, one round trip), and the append is acknowledged
+ * only once that many replicas hold it, so a failover to any of them keeps it.
+ *
  * Time: every score, every trim and every window is Redis's own clock (TIME inside the
  * scripts), never a node's. Nodes whose clocks are skewed by seconds still store, trim and
  * replay the same "last 60 s". On Redis Cluster an instance's keys live on one master, so
@@ -53,7 +57,18 @@ export interface RedisHistoryOptions extends HistoryOptions {
   commandTimeoutMs?: number;
   /** Also PUBLISH each newly stored message in the append script (see the file comment). */
   announce?: { channel: string; encode(envelope: Envelope): string };
-  /** Close (QUIT) the client on close(). Default false: the caller owns it. */
+  /**
+   * Replicas that must hold each append before appendOnce() resolves (Redis WAIT, sent in
+   * the same pipeline as the script); fewer within 3/4 of commandTimeoutMs reject it as a
+   * failed store. Default 0: acknowledged once the master stored it, no WAIT sent.
+   */
+  waitReplicas?: number;
+  /**
+   * Connection for appends (default: client). A WAIT holds its connection in Redis until it
+   * returns, so with waitReplicas the caller may keep reads and other traffic off it.
+   */
+  appendClient?: RedisClient;
+  /** Close (QUIT) the client (and appendClient) on close(). Default false: the caller owns them. */
   closeClient?: boolean;
   logger?: Logger;
 }
@@ -127,8 +142,27 @@ interface HistoryCommands {
   tidingsHistoryStats: StatsCommand;
 }
 
+/** A pipeline of the append connection: the script and WAIT are queued, then written at once by exec(). */
+interface AppendPipeline {
+  tidingsHistoryAppend(...args: Parameters<AppendCommand>): unknown;
+  wait(replicas: number, timeoutMs: number): unknown;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
+function defineHistoryCommands(client: RedisClient): void {
+  // defineCommand runs EVALSHA and falls back to EVAL after a NOSCRIPT (restart, failover).
+  if ('tidingsHistoryAppend' in client) return;
+  client.defineCommand('tidingsHistoryAppend', { numberOfKeys: 3, lua: APPEND_LUA });
+  client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 1, lua: RECENT_LUA, readOnly: true });
+  client.defineCommand('tidingsHistoryStats', { numberOfKeys: 1, lua: STATS_LUA, readOnly: true });
+}
+
 export class RedisHistory implements HistoryStore {
   private readonly client: RedisClient;
+  private readonly appendClient: RedisClient;
+  private readonly waitReplicas: number;
+  /** What the append goes through: the script alone, or with waitReplicas the script and WAIT. */
+  private readonly appends: Pick<HistoryCommands, 'tidingsHistoryAppend'>;
   private readonly keys: RedisHistoryKeys;
   private readonly maxMessages: number;
   private readonly maxAgeMs: number;
@@ -149,15 +183,20 @@ export class RedisHistory implements HistoryStore {
     this.announce = options.announce;
     this.logger = options.logger ?? silentLogger;
     this.closeClient = options.closeClient ?? false;
+    this.appendClient = options.appendClient ?? this.client;
+    this.waitReplicas = options.waitReplicas ?? 0;
     if (!(this.maxMessages > 0) || !(this.maxAgeMs > 0)) {
       throw new Error('RedisHistory: maxMessages and maxAgeMs must be positive');
     }
-    // defineCommand runs EVALSHA and falls back to EVAL after a NOSCRIPT (restart, failover).
-    if (!('tidingsHistoryAppend' in this.client)) {
-      this.client.defineCommand('tidingsHistoryAppend', { numberOfKeys: 3, lua: APPEND_LUA });
-      this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 1, lua: RECENT_LUA, readOnly: true });
-      this.client.defineCommand('tidingsHistoryStats', { numberOfKeys: 1, lua: STATS_LUA, readOnly: true });
+    if (!Number.isInteger(this.waitReplicas) || this.waitReplicas < 0) {
+      throw new Error('RedisHistory: waitReplicas must be a whole number, 0 or more');
     }
+    defineHistoryCommands(this.client);
+    defineHistoryCommands(this.appendClient);
+    this.appends =
+      this.waitReplicas > 0
+        ? { tidingsHistoryAppend: (...args) => this.appendAndWait(args) }
+        : (this.appendClient as unknown as HistoryCommands);
   }
 
   private get commands(): HistoryCommands {
@@ -175,7 +214,7 @@ export class RedisHistory implements HistoryStore {
       touched: entry.touched,
     });
     const stored = await this.timed(
-      this.commands.tidingsHistoryAppend(
+      this.appends.tidingsHistoryAppend(
         this.keys.historyLog(entry.instance),
         this.keys.historySeq(entry.instance),
         this.keys.historySeen(entry.instance, entry.id),
@@ -192,6 +231,33 @@ export class RedisHistory implements HistoryStore {
     if (stored === 1) this.counts.stored++;
     else this.counts.duplicates++;
     return stored === 1;
+  }
+
+  /**
+   * The append script and WAIT queued in one pipeline, so both leave in one write and WAIT
+   * follows the script on the same connection: it returns once `waitReplicas` replicas
+   * acknowledged every write of that connection so far, this append included. Fewer within
+   * the wait's timeout (3/4 of commandTimeoutMs, so Redis answers before the command times
+   * out here) is a failed store: the caller answers 503 and the publisher may retry.
+   * (A NOSCRIPT, after a SCRIPT FLUSH on a live connection, makes ioredis resend the script
+   * after the WAIT; such an append is acknowledged without that WAIT. A new connection
+   * always sends the script itself first.)
+   */
+  private async appendAndWait(args: Parameters<AppendCommand>): Promise<number> {
+    const waitMs = Math.max(1, Math.floor((this.timeoutMs * 3) / 4));
+    const pipeline = this.appendClient.pipeline() as unknown as AppendPipeline;
+    pipeline.tidingsHistoryAppend(...args);
+    pipeline.wait(this.waitReplicas, waitMs);
+    const [[appendError, stored], [waitError, replicas]] = (await pipeline.exec()) ?? [
+      [new Error('pipeline discarded'), null],
+      [null, null],
+    ];
+    if (appendError) throw appendError;
+    if (waitError) throw waitError;
+    if ((replicas as number) < this.waitReplicas) {
+      throw new Error(`${replicas} of ${this.waitReplicas} replicas confirmed the write within ${waitMs} ms (WAIT)`);
+    }
+    return stored as number;
   }
 
   async append(entry: Envelope): Promise<void> {
@@ -270,11 +336,13 @@ export class RedisHistory implements HistoryStore {
 
   private async doClose(): Promise<void> {
     if (!this.closeClient) return;
-    if (this.client.status !== 'ready') {
-      this.client.disconnect();
-      return;
-    }
-    await this.timed(this.client.quit(), 'history QUIT').catch(() => this.client.disconnect());
+    const clients = this.appendClient === this.client ? [this.client] : [this.client, this.appendClient];
+    await Promise.all(
+      clients.map(async (client) => {
+        if (client.status !== 'ready') return client.disconnect();
+        await this.timed(client.quit(), 'history QUIT').catch(() => client.disconnect());
+      }),
+    );
   }
 
   private decode(member: string): Envelope | null {
