@@ -23,6 +23,9 @@ export interface RedisNodeHandle {
   start(args?: string[]): Promise<void>;
   /** kill -9 of our process; resolves once it exited. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT of our process: a server that stops reading, its connections left open. */
+  pause(): void;
+  resume(): void;
 }
 
 async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
@@ -107,6 +110,13 @@ async function startRedisNode(dir: string, args: string[], options: { port?: num
       const c = child;
       child = undefined;
       await killChild(c);
+    },
+    pause() {
+      if (!handle.isRunning()) throw new Error(`redis-server on ${port} does not run`);
+      child!.kill('SIGSTOP');
+    },
+    resume() {
+      if (handle.isRunning()) child!.kill('SIGCONT');
     },
   };
   await handle.start(args);

@@ -162,6 +162,43 @@ describe('RedisHistory - waitReplicas', () => {
     }
   });
 
+  it.each([
+    [0, 'acknowledged, then lost'],
+    [1, 'refused'],
+  ])('a failover after the replica fell behind (waitReplicas %i): a write the replica lacks is %s', async (waitReplicas) => {
+    const own = await startReplicatedRedis(1);
+    const [replica] = own.replicas;
+    try {
+      const keys = freshKeys();
+      const master = client(own.master.url);
+      await ready(master);
+      const history = new RedisHistory({ client: master, keys, waitReplicas, commandTimeoutMs: 400 });
+      await history.appendOnce(envelope('replicated'));
+      await waitForReplicaLink(replica.port);
+      // The replica stops reading and the master drops it: what the master stores now reaches
+      // no replica, and the replica cannot come back for it (as behind a partition).
+      replica.pause();
+      await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
+      const outcome = await history.appendOnce(envelope('unreplicated')).then(
+        () => 'acknowledged',
+        (err: Error) => err.message,
+      );
+      await own.master.kill();
+      replica.resume();
+      // Promote the replica, as Sentinel would.
+      const promoted = client(replica.url);
+      await ready(promoted);
+      await promoted.call('REPLICAOF', 'NO', 'ONE');
+      const kept = await idsIn(promoted, keys.historyLog('default'));
+      expect(kept).toEqual(['replicated']);
+      if (waitReplicas === 0) expect(outcome).toBe('acknowledged'); // the loss waitReplicas prevents
+      else expect(outcome).toBe('history append: 0 of 1 replicas confirmed the write within 300 ms (WAIT)');
+    } finally {
+      replica.resume();
+      await own.stop();
+    }
+  });
+
   it('refuses a waitReplicas that is not a whole number of replicas', () => {
     const master = client(redis.master.url, { lazyConnect: true });
     expect(() => new RedisHistory({ client: master, keys: freshKeys(), waitReplicas: 1.5 })).toThrow(/waitReplicas/);
