@@ -6,8 +6,8 @@
  * - redis.waitReplicas 1: every message acknowledged (200) reaches every socket once (live,
  *   or from the backfill a node runs when its bus is back) and is in the promoted master's
  *   history (a replay on a fresh socket returns it); every gateway follows the new master
- *   without a restart: it refuses with the WAIT reason while the new master has no replica,
- *   acknowledges again once the old master rejoined as a replica, and is ready.
+ *   without a restart: it refuses with the WAIT reason while the new master has no replica
+ *   (and stays ready), acknowledges again once the old master rejoined as a replica.
  * - Without waitReplicas: the gateways follow the new master just the same; what was
  *   acknowledged but is missing from history or sockets is counted and printed (the figure
  *   in README.md, "Redis Sentinel").
@@ -125,6 +125,9 @@ describe('redis sentinel - kill -9 of the master while publishing', () => {
       // The promoted master has no replica yet: every gateway reaches it and refuses with the
       // WAIT reason (a positive control: waitReplicas is in force), then the old one rejoins.
       await until(() => nodes.every((n) => waitRefusals(n).length > 0), 10_000, () => `a WAIT refusal on every gateway (${nodes.map((n) => waitRefusals(n).length)})`);
+      // Appends wait on a connection of their own: the bus and its canary are not held behind
+      // a WAIT, so the gateways are ready meanwhile.
+      await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200), 10_000, () => 'every gateway ready while WAIT refuses');
       await topology!.rejoinAsReplica(oldMaster);
     });
     const { acked, failed } = run.publisher;

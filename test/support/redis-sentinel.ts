@@ -132,6 +132,23 @@ export async function waitForReplicaLink(port: number, password?: string, timeou
   );
 }
 
+/**
+ * Waits until a write on the master on `port` is acknowledged by `count` replicas (WAIT on
+ * a probe key). A replica that just synced gets the master's stream only after its own
+ * first acknowledgement, which it sends once a second: until then WAIT does not count it.
+ */
+export async function waitForReplicasAcknowledging(port: number, count: number, password?: string, timeoutMs = 10_000): Promise<void> {
+  await until(
+    () =>
+      ask(port, password, async (r) => {
+        await r.set('tidings-test:replication-probe', String(Date.now()));
+        return ((await r.call('WAIT', String(count), '200')) as number) >= count;
+      }),
+    timeoutMs,
+    `the master on ${port} did not get a write acknowledged by ${count} replicas`,
+  );
+}
+
 export interface ReplicatedRedisHandle {
   master: RedisNodeHandle;
   replicas: RedisNodeHandle[];
@@ -152,6 +169,7 @@ export async function startReplicatedRedis(replicaCount = 1): Promise<Replicated
     nodes.push(master);
     for (let i = 0; i < replicaCount; i++) nodes.push(await startRedisNode(dir, ['--replicaof', HOST, String(master.port)]));
     for (const replica of nodes.slice(1)) await waitForReplicaLink(replica.port);
+    await waitForReplicasAcknowledging(master.port, replicaCount);
     return { master, replicas: nodes.slice(1), stop };
   } catch (err) {
     await stop();
@@ -214,6 +232,7 @@ export async function startSentinelTopology(options: SentinelTopologyOptions = {
     const replica = await startRedisNode(dir, ['--replicaof', HOST, String(master.port)], { password });
     servers.set(replica.port, replica);
     await waitForReplicaLink(replica.port, password);
+    await waitForReplicasAcknowledging(master.port, 1, password);
 
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -288,6 +307,7 @@ export async function startSentinelTopology(options: SentinelTopologyOptions = {
       // and stayed master until Sentinel noticed could wipe its replicas' data.
       await server.start(['--replicaof', HOST, String(masterPort)]);
       await waitForReplicaLink(port, password);
+      await waitForReplicasAcknowledging(masterPort, 1, password);
     },
     stop,
   };

@@ -5,7 +5,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Envelope } from '@tidings/protocol';
-import { startReplicatedRedis, waitForReplicaLink, type ReplicatedRedisHandle } from '@tidings/testing';
+import { startReplicatedRedis, waitForReplicaLink, waitForReplicasAcknowledging, type ReplicatedRedisHandle } from '@tidings/testing';
 import { HistoryError, RedisHistory } from './redis-history';
 
 let redis: ReplicatedRedisHandle;
@@ -108,7 +108,7 @@ describe('RedisHistory - waitReplicas', () => {
     const master = client(redis.master.url);
     const appends = client(redis.master.url);
     await Promise.all([ready(master), ready(appends)]);
-    const history = new RedisHistory({ client: master, appendClient: appends, keys, waitReplicas: 1, commandTimeoutMs: 400 });
+    const history = new RedisHistory({ client: master, appendClient: appends, keys, waitReplicas: 1, commandTimeoutMs: 1_000 });
     const unwaited = new RedisHistory({ client: master, keys });
     await history.appendOnce(envelope('before'));
 
@@ -117,7 +117,7 @@ describe('RedisHistory - waitReplicas', () => {
       const started = Date.now();
       const refused = history.appendOnce(envelope('during'));
       await expect(refused).rejects.toBeInstanceOf(HistoryError);
-      await expect(refused).rejects.toThrow(/^history append: 0 of 1 replicas confirmed the write within 300 ms \(WAIT\)$/);
+      await expect(refused).rejects.toThrow(/^history append: 0 of 1 replicas confirmed the write within 750 ms \(WAIT\)$/);
       expect(Date.now() - started).toBeLessThan(1_500);
       // Reads run on their own connection, not behind a WAIT: a replay is answered at once.
       const blocked = history.appendOnce(envelope('during-2')).catch((err: Error) => err);
@@ -131,6 +131,7 @@ describe('RedisHistory - waitReplicas', () => {
       await redis.replicas[0].start();
     }
     await waitForReplicaLink(redis.replicas[0].port);
+    await waitForReplicasAcknowledging(redis.master.port, 1);
     // The refused message was stored on the master; its retry is acknowledged once replicated.
     expect(await history.appendOnce(envelope('during'))).toBe(false);
     expect(await history.appendOnce(envelope('after'))).toBe(true);
@@ -142,8 +143,8 @@ describe('RedisHistory - waitReplicas', () => {
   it('counts the replicas that confirmed: more asked than exist is refused with the number that did', async () => {
     const master = client(redis.master.url);
     await ready(master);
-    const history = new RedisHistory({ client: master, keys: freshKeys(), waitReplicas: 2, commandTimeoutMs: 400 });
-    await expect(history.appendOnce(envelope('c'))).rejects.toThrow(/^history append: 1 of 2 replicas confirmed the write within 300 ms/);
+    const history = new RedisHistory({ client: master, keys: freshKeys(), waitReplicas: 2, commandTimeoutMs: 1_000 });
+    await expect(history.appendOnce(envelope('c'))).rejects.toThrow(/^history append: 1 of 2 replicas confirmed the write within 750 ms/);
   });
 
   it('fails fast, naming the operation, when the master itself is down', async () => {
@@ -172,9 +173,10 @@ describe('RedisHistory - waitReplicas', () => {
       const keys = freshKeys();
       const master = client(own.master.url);
       await ready(master);
-      const history = new RedisHistory({ client: master, keys, waitReplicas, commandTimeoutMs: 400 });
+      const history = new RedisHistory({ client: master, keys, waitReplicas, commandTimeoutMs: 1_000 });
       await history.appendOnce(envelope('replicated'));
-      await waitForReplicaLink(replica.port);
+      // Whatever the history's own setting, the replica has this one before it falls behind.
+      expect(await master.call('WAIT', '1', '2000')).toBe(1);
       // The replica stops reading and the master drops it: what the master stores now reaches
       // no replica, and the replica cannot come back for it (as behind a partition).
       replica.pause();
@@ -192,7 +194,7 @@ describe('RedisHistory - waitReplicas', () => {
       const kept = await idsIn(promoted, keys.historyLog('default'));
       expect(kept).toEqual(['replicated']);
       if (waitReplicas === 0) expect(outcome).toBe('acknowledged'); // the loss waitReplicas prevents
-      else expect(outcome).toBe('history append: 0 of 1 replicas confirmed the write within 300 ms (WAIT)');
+      else expect(outcome).toBe('history append: 0 of 1 replicas confirmed the write within 750 ms (WAIT)');
     } finally {
       replica.resume();
       await own.stop();

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { resolveConfig, type Logger, type TidingsConfig } from '@tidings/protocol';
 import { startSentinelTopology, type SentinelTopology } from '@tidings/testing';
 import type { Envelope } from '@tidings/protocol';
-import type { HistoryStore } from '@tidings/history';
+import type { RedisHistory } from '@tidings/history';
 import type { Bus } from '@tidings/bus';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './client/socketio-adapter';
 import { describeRedisTarget } from './redis-connections';
@@ -33,7 +33,7 @@ function recordingLogger(lines: string[], bindings: Record<string, unknown> = {}
 let topology: SentinelTopology;
 let config: TidingsConfig;
 const lines: string[] = [];
-let history: HistoryStore;
+let history: RedisHistory;
 let bus: Bus;
 let adapter: SocketIoAdapterHandle;
 
@@ -51,7 +51,7 @@ beforeAll(async () => {
     },
   });
   const logger = recordingLogger(lines);
-  ({ history, bus } = createRedisCollaborators(config, logger) as { history: HistoryStore; bus: Bus });
+  ({ history, bus } = createRedisCollaborators(config, logger) as { history: RedisHistory; bus: Bus });
   await bus.start();
   adapter = createSocketIoAdapter(config, logger);
 }, 30_000);
