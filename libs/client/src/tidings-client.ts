@@ -194,7 +194,10 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     return this.urls[(this.urlIndex + this.urls.length - 1) % this.urls.length];
   }
 
-  /** The current state: idle, connecting, open, waiting (to reconnect) or closed. */
+  /**
+   * The current state: idle, connecting (also while a connection that opened negotiates
+   * positions, resubscribes and replays), open, waiting (to reconnect) or closed.
+   */
   get status(): State {
     return this.state;
   }
@@ -227,7 +230,10 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     return this;
   }
 
-  /** Resolves when the client is open (now or at the next open); rejects after `timeoutMs` or on close. */
+  /**
+   * Resolves when the client is open (now or at the next `open` status: subscriptions held,
+   * a reconnect's replay delivered); rejects after `timeoutMs` or on close.
+   */
   waitForOpen(timeoutMs = 10_000): Promise<void> {
     if (this.state === 'open') return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
