@@ -250,6 +250,9 @@ export class AphlictTransport implements Transport {
       this.replayedWaiters.shift()!({ recovered: frame.recovered, head });
       return true;
     }
+    // Only once the server answered: an Aphlict server never does, and a published field of
+    // that name then reaches the application as is. (Tidings sends the answer before any
+    // delivery can come: the subscriptions follow the request and wait behind its answer.)
     if (!this.positionsOn || !('tidings' in frame)) return false;
     const position: Position | null = readPosition(frame.tidings);
     if (!position) return false;

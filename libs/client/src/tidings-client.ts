@@ -9,7 +9,7 @@ import { TypedEmitter } from './emitter';
 import { ReconnectPolicy, type ReconnectOptions } from './reconnect-policy';
 import { RecentIds } from './recent-ids';
 import { PositionTracker } from './position-tracker';
-import type { ReplayOutcome, Transport, TransportHandlers } from './transport';
+import type { ReplayOutcome, ReplayRequest, Transport, TransportHandlers } from './transport';
 import { AphlictTransport, aphlictUrl, withToken, type WebSocketConstructor } from './aphlict-transport';
 import { SocketIoTransport } from './socketio-transport';
 import {
@@ -488,7 +488,7 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
   }
 
   /** The replay of a reconnect; resolves with `recovered` (undefined for a replay by age). */
-  private async replayMissed(session: Session, request: Parameters<Transport['replay']>[0]): Promise<boolean | undefined> {
+  private async replayMissed(session: Session, request: ReplayRequest): Promise<boolean | undefined> {
     this.stats.replays++;
     this.tracker.beginReplay();
     let outcome: ReplayOutcome;

@@ -1,4 +1,5 @@
 /** One connection attempt over one transport. The client makes a new one for every attempt. */
+import type { ReplayRequest } from '@tidings/protocol';
 import type { AuthFailure, Position, TidingsMessage } from './types';
 
 export interface TransportHandlers {
@@ -14,7 +15,7 @@ export interface TransportHandlers {
 }
 
 /** What a replay asks for: the kept messages newer than an age (Aphlict), or after a position. */
-export type ReplayRequest = { kind: 'age'; ageMs: number } | { kind: 'since'; since: Position };
+export type { ReplayRequest } from '@tidings/protocol';
 
 /** How a replay ended. */
 export interface ReplayOutcome {
