@@ -304,6 +304,43 @@ describe('client, transport specifics', () => {
     }
   });
 
+  it('aphlict: a pong answers the oldest ping, so the keepalive\'s pong does not resolve a subscribe sent after it', async () => {
+    // A server that answers pings only when told, in order.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    const pings: (() => void)[] = [];
+    const frames: string[] = [];
+    server.on('connection', (ws) =>
+      ws.on('message', (d) => {
+        const text = d.toString();
+        frames.push(text);
+        if (text === '{"command":"ping"}') pings.push(() => ws.send('{"type":"pong"}'));
+      }),
+    );
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { client } = track(connect(url, { positions: false, pingIntervalMs: 100, pongTimeoutMs: 5_000, reconnect: false }));
+      await client.waitForOpen();
+      await until(() => pings.length === 1, 'the keepalive ping');
+      let resolved = false;
+      const subscribed = client.subscribe(['PHID-K']).then(() => (resolved = true));
+      const subscribeAt = () => frames.indexOf('{"command":"subscribe","data":["PHID-K"]}');
+      await until(() => subscribeAt() >= 0 && frames.slice(subscribeAt()).includes('{"command":"ping"}'), 'the subscribe and its ping');
+      // The keepalive's pongs (every ping before the subscribe), and not the subscribe's.
+      const before = frames.slice(0, subscribeAt()).filter((f) => f === '{"command":"ping"}').length;
+      expect(before).toBeGreaterThanOrEqual(1);
+      for (let i = 0; i < before; i++) pings.shift()!();
+      await sleep(50);
+      expect(resolved).toBe(false);
+      pings.shift()!(); // the subscribe's pong
+      await subscribed;
+      expect(resolved).toBe(true);
+    } finally {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('refuses what is not a client URL at once, and an unknown transport', () => {
     expect(() => connect('not a url')).toThrow();
     expect(() => connect('ftp://h/')).toThrow(/ws, wss, http or https/);
