@@ -10,6 +10,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const reports = join(root, 'reports', 'jest');
 rmSync(reports, { recursive: true, force: true });
 
+// The programs the suite starts, before anything else: installed as root, else one
+// command to run is printed and nothing runs (rather than dozens of failures one by one).
+const preflight = spawnSync(process.execPath, [join(root, 'tools', 'system-packages.mjs')], { stdio: 'inherit' });
+if (preflight.status !== 0) {
+  console.log('tests: 0 passed, 1 failed');
+  process.exit(1);
+}
+
 const extra = process.argv.slice(2);
 const nx = spawnSync(
   'npx',
