@@ -202,20 +202,19 @@ export class TidingsNode {
     }
     const id =
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
+    // Serialised before the claim, so a message that cannot be (too deep for JSON.stringify)
+    // leaves no claim that a later copy of its id would wait on. Appending keeps the object's
+    // key order, so the frame matches Aphlict's byte for byte.
+    message.touched = [...touched, this.fingerprint];
+    const envelope = envelopeOf(instance, id, message, this.now());
     const claim = this.ledger.claim(instance, id);
     if (claim.kind !== 'new') {
       this.counters.duplicatesDropped++;
       if (claim.kind === 'wait') await claim.outcome;
-      else if (claim.kind === 'store-only') {
-        // Delivered here before, but its store failed: store this copy, deliver nothing again.
-        message.touched = [...touched, this.fingerprint];
-        await this.store(envelopeOf(instance, id, message, this.now()), claim.settle);
-      }
+      // Delivered here before, but its store failed: store this copy, deliver nothing again.
+      else if (claim.kind === 'store-only') await this.store(envelope, claim.settle);
       return { status: 'duplicate', id };
     }
-    // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
-    message.touched = [...touched, this.fingerprint];
-    const envelope = envelopeOf(instance, id, message, this.now());
     const stored = this.store(envelope, claim.settle);
     const positionedHere = this.positionMembers > 0 && !this.positionsFromBus;
     this.deliver(envelope, this.positionMembers > 0 ? 'plain' : 'all');

@@ -72,6 +72,8 @@ export class SocketIoServer implements ExtraDelivery {
       perMessageDeflate: false,
       // Upgrades on other paths belong to the raw Aphlict sockets: never end them.
       destroyUpgrade: false,
+      // A connection that never joins the namespace is closed after this (default 45 s).
+      connectTimeout: 10_000,
     });
     // Both run inside engine.io's handling of a connection: a throw there would reach the process.
     // The node routes by the rooms' (instance, PHID): Socket.IO's adapter says when one is
@@ -107,8 +109,12 @@ export class SocketIoServer implements ExtraDelivery {
     return this.adapter.kind;
   }
 
+  /**
+   * Connections held: engine.io's, which include those that have not joined the namespace
+   * yet (they hold a socket all the same), against limits.maxConnections.
+   */
   get connectionCount(): number {
-    return this.connections.size;
+    return Math.max(this.connections.size, this.io.engine?.clientsCount ?? 0);
   }
 
   connectionsByInstance(): Map<string, number> {
@@ -239,6 +245,7 @@ export class SocketIoServer implements ExtraDelivery {
       remoteAddress: socket.handshake.address,
       forwardedFor: socket.handshake.headers['x-forwarded-for'],
       token: tokenFromSocketIoAuth(auth),
+      counted: true,
     });
     if (!admitted.ok) {
       this.reject(admitted.reason);
@@ -276,7 +283,10 @@ export class SocketIoServer implements ExtraDelivery {
       this.positionedSockets++;
       node.positionsChanged(1);
     }
-    socket.once('disconnect', () => {
+    socket.once('disconnect', (reason) => {
+      // Only one namespace is served: a client that leaves it is done with the connection,
+      // which would otherwise stay open, and uncounted, past limits.maxConnections.
+      if (reason === 'client namespace disconnect') socket.conn.close();
       this.connections.delete(socket.id);
       if (connection.positioned) {
         this.positionedSockets--;
