@@ -216,6 +216,8 @@ export class TidingsNode {
       return { status: 'duplicate', id };
     }
     const stored = this.store(envelope, claim.settle);
+    // Awaited below; handled here too, so a failure before that await is never unhandled.
+    stored.catch(() => undefined);
     const positionedHere = this.positionMembers > 0 && !this.positionsFromBus;
     this.deliver(envelope, this.positionMembers > 0 ? 'plain' : 'all');
     // A bus failure is logged, not thrown: the bus has its own state in /status/ and
