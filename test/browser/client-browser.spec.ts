@@ -6,6 +6,7 @@
  * to the other with nothing missed and nothing twice; short-lived connection tokens that the
  * page's getToken() fetches from the page's own server, refreshed as they expire.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { mintClientToken } from '@tidings/auth';
 import { notification, post, sleep, spawnGateway, startRedis, type GatewayProcess, type RedisHandle } from '@tidings/testing';
@@ -105,6 +106,13 @@ describe('the page bundle', () => {
     expect(wsInputs.length).toBeGreaterThan(0);
     expect(wsInputs.filter((f) => !f.startsWith('(disabled):'))).toEqual([]);
     expect(bundle.inputs.filter((f) => /@tidings\/protocol|libs\/protocol\//.test(f))).toEqual([]);
+  });
+
+  it('has the size libs/client/README.md shows (tools/client-bundle-size.mjs --check)', () => {
+    const run = spawnSync(process.execPath, [join(__dirname, '../../tools/client-bundle-size.mjs'), '--check'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain('is up to date');
+    expect(run.status).toBe(0);
   });
 });
 
