@@ -209,6 +209,10 @@ describe.each(['aphlict', 'socket.io'] as const)('@tidings/client in Chromium ov
     const expiries = node.logs.filter((r) => String(r.msg).startsWith('client token expired'));
     expect(expiries.length).toBeGreaterThanOrEqual(2);
     expect(state.stats.reconnects).toBeGreaterThanOrEqual(2);
+    // Every reconnect replayed from the page's position and provably missed nothing.
+    const reopened = state.statuses.filter((s) => s.state === 'open' && s.reconnected);
+    expect(reopened.length).toBe(state.stats.reconnects);
+    expect(reopened.every((s) => s.state === 'open' && s.recovered === true)).toBe(true);
     if (transport === 'aphlict') {
       // Close code 4001 reaches the page: the client says why it reconnects.
       expect(state.statuses.filter((s) => s.state === 'reconnecting' && s.auth === 'token_expired').length).toBeGreaterThanOrEqual(2);
