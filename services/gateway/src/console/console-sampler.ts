@@ -70,6 +70,8 @@ export class ConsoleSampler {
     // the delay is what exceeds it. NaN (no sample yet) reads as 0.
     const ms = (ns: number) => (Number.isFinite(ns) ? round2(Math.max(0, ns / 1e6 - this.loopResolutionMs)) : 0);
     this.loop = { meanMs: ms(this.histogram.mean), p99Ms: ms(this.histogram.percentile(99)), maxMs: ms(this.histogram.max) };
+    // (Node records nothing for the first tick after a reset: a stall that starts within
+    // 20 ms of a sample is missed, one interval in 250.)
     this.histogram.reset();
   }
 
