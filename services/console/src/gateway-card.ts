@@ -12,6 +12,12 @@ function serversText(s: GatewaySnapshot): string {
   return s.servers.map((server) => `${server.type} ${server.listen}:${server.port}${server.tls ? ' (TLS)' : ''}`).join(' · ') || 'not listening';
 }
 
+/** A captioned table in a box that scrolls sideways when it must; a heading starting with `#` is a number column. */
+function table(caption: string, headings: string[], body: HTMLTableSectionElement): HTMLElement {
+  const head = headings.map((t) => h('th', { scope: 'col', class: t.startsWith('#') ? 'num' : undefined }, t.replace(/^#/, '')));
+  return h('div', { class: 'scroll' }, h('table', {}, h('caption', {}, caption), h('thead', {}, h('tr', {}, ...head)), body));
+}
+
 export class GatewayCard {
   readonly root: HTMLElement;
   private readonly title: HTMLElement;
@@ -38,48 +44,20 @@ export class GatewayCard {
     this.instances = h('tbody');
     this.peers = h('tbody');
     this.rejected = h('tbody');
-    this.peersSection = h(
-      'div',
-      { class: 'scroll' },
-      h(
-        'table',
-        {},
-        h('caption', {}, 'Relay peers'),
-        h('thead', {}, h('tr', {}, ...['Peer', 'State', 'Fingerprint', 'Sent', 'Failed', 'Dropped', 'Queued'].map((t, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : undefined }, t)))),
-        this.peers,
-      ),
-    );
+    this.peersSection = table('Relay peers', ['Peer', 'State', 'Fingerprint', '#Sent', '#Failed', '#Dropped', '#Queued'], this.peers);
     this.root = h(
       'article',
       { class: `panel card${isSelf ? ' self' : ''}`, 'aria-labelledby': titleId, 'data-fingerprint': fingerprint },
       h('div', { class: 'card-head' }, this.title, this.badge),
       this.identity,
       this.reasons,
-      chartBox,
-      this.chartSummary,
-      this.figures,
+      h('div', { class: 'card-body' }, h('div', { class: 'card-chart' }, chartBox, this.chartSummary), this.figures),
       h(
         'div',
-        { class: 'scroll' },
-        h(
-          'table',
-          {},
-          h('caption', {}, 'Connections by instance'),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Instance'), h('th', { scope: 'col' }, 'Transport'), h('th', { scope: 'col', class: 'num' }, 'Connections'))),
-          this.instances,
-        ),
-      ),
-      this.peersSection,
-      h(
-        'div',
-        { class: 'scroll' },
-        h(
-          'table',
-          {},
-          h('caption', {}, 'Rejected inputs by reason'),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Reason'), h('th', { scope: 'col', class: 'num' }, 'Since start'))),
-          this.rejected,
-        ),
+        { class: 'card-tables' },
+        table('Connections by instance', ['Instance', 'Transport', '#Connections'], this.instances),
+        this.peersSection,
+        table('Rejected inputs by reason', ['Reason', '#Since start'], this.rejected),
       ),
     );
     // Drawn at a minimum width until the card is placed; the chart then fits its box.

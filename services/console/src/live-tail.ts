@@ -110,7 +110,7 @@ export class LiveTail {
       'li',
       { 'data-unique-id': typeof message.uniqueID === 'string' ? message.uniqueID : undefined },
       h('span', { class: 'tail-head' }, h('time', {}, time), ' ', h('strong', {}, String(message.type ?? '(no type)')), message.key === undefined ? '' : ` key ${String(message.key)}`, subscribers ? ` → ${subscribers}` : ''),
-      h('pre', {}, JSON.stringify(message, null, 2)),
+      h('details', {}, h('summary', {}, 'JSON'), h('pre', {}, JSON.stringify(message, null, 2))),
     );
     this.list.prepend(item);
     while (this.list.children.length > MAX_SHOWN) this.list.lastElementChild?.remove();
