@@ -14,9 +14,12 @@ import { createRandom, nowMicros, percentile, pickDistinct, sleep } from './stat
 const HERE = dirname(fileURLToPath(import.meta.url));
 const phidOf = (k) => `PHID-USER-${String(k).padStart(20, '0')}`;
 
-/** A forked client-worker (with extra node flags) and a request/answer helper over IPC. */
-export function startWorker(nodeArgs = []) {
-  const child = fork(join(HERE, 'client-worker.mjs'), [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * A forked load worker (client-worker.mjs unless `script` names another in bench/, with extra
+ * node flags) and a request/answer helper over IPC.
+ */
+export function startWorker(nodeArgs = [], script = 'client-worker.mjs') {
+  const child = fork(join(HERE, script), [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiters = [];
   child.on('message', (msg) => {
     const i = waiters.findIndex((w) => w.type === msg.type);
