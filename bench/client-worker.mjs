@@ -110,6 +110,9 @@ function connectRaw(spec, entry, timeoutMs) {
       const msg = JSON.parse(data.toString());
       if (msg.type === 'pong') {
         clearTimeout(timer);
+        // A slow reader (--scenario slow-readers) stops reading once subscribed: the gateway's
+        // writes fill the kernel's buffers, then its own, until it cuts the socket off.
+        if (spec.pauseAfterReady) ws.pause();
         resolve();
         return;
       }
