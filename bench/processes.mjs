@@ -47,6 +47,13 @@ export function rssBytes(pid) {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** What a process's RSS is made of (/proc/PID/status): anonymous memory and file-backed pages (code), in bytes. */
+export function rssParts(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
 /** Open file descriptors of a process (sockets included): the entries of /proc/PID/fd. */
 export function openFdCount(pid) {
   try {

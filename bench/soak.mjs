@@ -21,13 +21,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readDeliveryLog } from './delivery-log.mjs';
 import { startWorker } from './load.mjs';
-import { GATEWAY_MAIN, adminGet, machineLoad, openFdCount, openFileLimit, parseMetrics, rssBytes, startGateway, startRedis } from './processes.mjs';
+import { GATEWAY_MAIN, adminGet, machineLoad, openFdCount, openFileLimit, parseMetrics, rssBytes, rssParts, startGateway, startRedis } from './processes.mjs';
 import { PacedPublisher } from './publisher.mjs';
 import { createRandom, fmt, percentile, pickDistinct, sleep } from './stats.mjs';
 import { lineChartSvg } from './svg-chart.mjs';
 import { judgeSlope, slopeWithError } from './trend.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** Bench-only preload: SIGUSR2 runs full collections in a gateway (the live heap, twice a run). */
+const GC_PRELOAD = join(ROOT, 'bench', 'gc-on-signal.cjs');
 const MiB = 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -91,10 +93,15 @@ async function sample(t0, gateways, redis, workers) {
   await Promise.all(
     gateways.map(async (g, i) => {
       row[`g${i}_rss_mib`] = rssBytes(g.pid) / MiB;
+      const parts = rssParts(g.pid);
+      row[`g${i}_rss_anon_mib`] = parts.anon / MiB;
+      row[`g${i}_rss_file_mib`] = parts.file / MiB;
       row[`g${i}_fds`] = openFdCount(g.pid);
       try {
         const metrics = parseMetrics((await adminGet(g, '/metrics')).body);
         row[`g${i}_heap_mib`] = metrics.get('nodejs_heap_size_used_bytes') / MiB;
+        row[`g${i}_heap_total_mib`] = metrics.get('nodejs_heap_size_total_bytes') / MiB;
+        row[`g${i}_external_mib`] = metrics.get('nodejs_external_memory_bytes') / MiB;
         // prom-client's histogram (monitorEventLoopDelay, reset at each scrape) records whole
         // timer intervals: the 10 ms sampling interval itself is taken off.
         row[`g${i}_lag_p99_ms`] = Math.max(0, metrics.get('nodejs_eventloop_lag_p99_seconds') * 1000 - 10);
@@ -210,6 +217,27 @@ function tampered(log, incarnations, drop) {
   return { length: who.length, who, seq };
 }
 
+/**
+ * The live heap: V8 heap used right after full collections (gc-on-signal.cjs), in MiB. Heap
+ * used as sampled carries whatever garbage is uncollected then; this does not.
+ */
+async function liveHeap(g) {
+  const majors = async () => {
+    const text = (await adminGet(g, '/metrics')).body;
+    return Number(/nodejs_gc_duration_seconds_count\{[^}]*kind="major"[^}]*\} (\d+)/.exec(text)?.[1] ?? NaN);
+  };
+  const before = await majors();
+  process.kill(g.pid, 'SIGUSR2');
+  // prom-client's observer records the preload's two back-to-back collections as one or two.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    await sleep(200);
+    if (!((await majors()) < before + 1)) break;
+  }
+  await sleep(200);
+  return parseMetrics((await adminGet(g, '/metrics')).body).get('nodejs_heap_size_used_bytes') / MiB;
+}
+
 async function main() {
   line(`Tidings soak: node ${process.version}, ${NODES} gateways on Redis, ${fmt(CONNECTIONS)} sockets (${fmt(STABLE)} stable, ${fmt(CONNECTIONS - STABLE)} churning at ${CHURN} closes + ${CHURN} connects a second), ${RATE} publishes/s, ${MINUTES} min`);
   line(`command: ${COMMAND}`);
@@ -223,7 +251,7 @@ async function main() {
   started.push(redis);
   const gateways = [];
   for (let i = 0; i < NODES; i++) {
-    const g = await startGateway({ name: `gateway${i}`, config: { redis: { url: redis.url } } });
+    const g = await startGateway({ name: `gateway${i}`, config: { redis: { url: redis.url } }, nodeArgs: ['--expose-gc', '--require', GC_PRELOAD] });
     started.push(g);
     gateways.push(g);
   }
@@ -266,11 +294,19 @@ async function main() {
   line('\n   t | ' + gateways.map((_, i) => `g${i} RSS MiB  heap MiB  lag p99 ms  fds  conns`).join(' | ') + ' | delivery p99 ms  load');
   let nextPrint = 0;
   let next = SAMPLE_MS;
+  // The live heap twice, under the same load: once the gateways' id ledger (2 x the history
+  // window + 10 s = 130 s) is full, at minute 3, and in the last sampling interval.
+  const liveAt = [Math.min(180, MINUTES * 30), MINUTES * 60 - SAMPLE_MS / 1000];
+  const live = [];
   while (performance.now() - t0 < MINUTES * 60_000) {
     await sleep(Math.max(0, t0 + next - performance.now()));
     next += SAMPLE_MS;
     const row = await sample(t0, gateways, redis, workers);
     rows.push(row);
+    if (live.length < liveAt.length && row.t >= liveAt[live.length]) {
+      live.push({ t: row.t, mib: await Promise.all(gateways.map(liveHeap)) });
+      live[live.length - 1].mib.forEach((mib, i) => (row[`g${i}_live_heap_mib`] = mib));
+    }
     if (row.t >= nextPrint) {
       nextPrint += 30;
       const g = gateways
@@ -310,11 +346,18 @@ async function main() {
     const xs = after.map((r) => r.t / 60);
     const rss = slopeWithError(xs, after.map((r) => r[`g${i}_rss_mib`]));
     const heap = slopeWithError(xs, after.map((r) => r[`g${i}_heap_mib`]));
-    return { rss, heap, rssJudgement: judgeSlope(rss, bound), heapJudgement: judgeSlope(heap, bound) };
+    const parts = Object.fromEntries(['rss_anon_mib', 'rss_file_mib', 'heap_total_mib', 'external_mib'].map((k) => [k, slopeWithError(xs, after.map((r) => r[`g${i}_${k}`]))]));
+    // The same fit over each third of the span after the skip: a leak keeps its slope, a process settling into its steady state does not.
+    const span = (MINUTES - skip) / 3;
+    const thirds = [0, 1, 2].map((k) => {
+      const part = after.filter((r) => r.t / 60 >= skip + k * span && r.t / 60 < skip + (k + 1) * span);
+      return slopeWithError(part.map((r) => r.t / 60), part.map((r) => r[`g${i}_rss_mib`]));
+    });
+    return { rss, heap, parts, thirds, rssJudgement: judgeSlope(rss, bound), heapJudgement: judgeSlope(heap, bound) };
   });
 
   // The CSV, the plot, and the figures.
-  const perGateway = ['rss_mib', 'heap_mib', 'lag_p99_ms', 'fds', 'connections', 'slow_reader_closes'];
+  const perGateway = ['rss_mib', 'rss_anon_mib', 'rss_file_mib', 'heap_mib', 'heap_total_mib', 'external_mib', 'live_heap_mib', 'lag_p99_ms', 'fds', 'connections', 'slow_reader_closes'];
   const columns = ['t', ...gateways.flatMap((_, i) => perGateway.map((c) => `g${i}_${c}`)), 'redis_rss_mib', 'deliveries', 'delivery_p99_ms', 'live_sockets', 'churn_closes', 'unexpected_closes', 'connect_failures', 'load1'];
   const cell = (v) => (typeof v === 'number' ? (Number.isFinite(v) ? String(Number(v.toFixed(4))) : '') : (v ?? ''));
   const csv = [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\n') + '\n';
@@ -328,12 +371,26 @@ async function main() {
       notes: [
         `${new Date().toISOString().slice(0, 16)} UTC, ${COMMAND}; every ${SAMPLE_MS / 1000} s`,
         ...slopeNotes,
+        ...(live.length === 2
+          ? [`live heap after full collections, minute ${fmt(live[0].t / 60, 1)} -> ${fmt(live[1].t / 60, 1)}: ${gateways.map((_, i) => `gateway ${i} ${fmt(live[0].mib[i], 1)} -> ${fmt(live[1].mib[i], 1)} MiB`).join(', ')}`]
+          : []),
         `lost ${result.stable.lost + result.churned.lost}, duplicated ${result.stable.duplicates + result.churned.duplicates} of ${fmt(result.stable.owed + result.churned.owed)} owed deliveries`,
       ],
       xLabel: 'minutes',
       panels: [
         { title: 'RSS', unit: 'MiB', series: [...series('rss_mib'), { name: 'redis-server', points: rows.map((r) => [r.t / 60, r.redis_rss_mib]) }], zeroBased: true },
         { title: 'V8 heap used', unit: 'MiB', series: series('heap_mib'), zeroBased: true },
+        {
+          title: 'gateway 0 RSS by kind: anonymous and file-backed (code) pages; V8 heap reserved; external (Buffers)',
+          unit: 'MiB',
+          series: [
+            { name: 'RSS anonymous', points: rows.map((r) => [r.t / 60, r.g0_rss_anon_mib]) },
+            { name: 'RSS file-backed', points: rows.map((r) => [r.t / 60, r.g0_rss_file_mib]) },
+            { name: 'V8 heap total', points: rows.map((r) => [r.t / 60, r.g0_heap_total_mib]) },
+            { name: 'external', points: rows.map((r) => [r.t / 60, r.g0_external_mib]) },
+          ],
+          zeroBased: true,
+        },
         { title: 'event-loop lag p99 over each interval', unit: 'ms', series: series('lag_p99_ms'), zeroBased: true },
         { title: 'open file descriptors', unit: 'count', series: series('fds') },
         { title: 'connections (/status/ clients.node.active)', unit: 'count', series: series('connections') },
@@ -356,6 +413,12 @@ async function main() {
       `gateway ${i} RSS after minute ${skip}: ${fmt(r?.slope, 3)} MiB/min, standard error ${fmt(r?.hacSe, 3)} (Newey-West, lag ${r?.lag}; textbook ${fmt(r?.naiveSe, 3)}), 95% interval [${fmt(r?.ci95[0], 3)}, ${fmt(r?.ci95[1], 3)}] over ${r?.n} samples: ${f.rssJudgement.verdict} (bound |slope| < ${bound} MiB/min)`,
     );
     line(`          V8 heap used: ${fmt(h?.slope, 3)} MiB/min, 95% interval [${fmt(h?.ci95[0], 3)}, ${fmt(h?.ci95[1], 3)}]: ${f.heapJudgement.verdict}`);
+    line(`          slopes of the parts (MiB/min): RSS anonymous ${fmt(f.parts.rss_anon_mib?.slope, 3)}, RSS file-backed ${fmt(f.parts.rss_file_mib?.slope, 3)}, V8 heap total ${fmt(f.parts.heap_total_mib?.slope, 3)}, external ${fmt(f.parts.external_mib?.slope, 3)}`);
+    if (live.length === 2) {
+      const [a, b] = live;
+      line(`          live heap (after full collections): ${fmt(a.mib[i], 1)} MiB at minute ${fmt(a.t / 60, 1)}, ${fmt(b.mib[i], 1)} MiB at minute ${fmt(b.t / 60, 1)}: ${fmt((b.mib[i] - a.mib[i]) / ((b.t - a.t) / 60), 3)} MiB/min`);
+    }
+    line(`          RSS slope over each third of the span: ${f.thirds.map((t) => `${fmt(t?.slope, 3)} ± ${fmt(1.96 * t?.hacSe, 3)}`).join(', ')} MiB/min`);
   }
   const lost = result.stable.lost + result.churned.lost;
   const dups = result.stable.duplicates + result.churned.duplicates;
