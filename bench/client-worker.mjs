@@ -186,6 +186,14 @@ process.on('message', async (cmd) => {
         errors: stats.errors,
       });
       return;
+    case 'drop':
+      // Closes some sockets (the slow readers, after their phase); the others keep their index.
+      for (const id of cmd.ids) {
+        sockets.get(id)?.close();
+        sockets.delete(id);
+      }
+      process.send({ type: 'dropped' });
+      return;
     case 'close':
       for (const entry of sockets.values()) entry.close();
       sockets.clear();

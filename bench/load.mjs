@@ -254,6 +254,8 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     duplicates,
     misdelivered: Math.max(misdelivered, extra),
     latency,
+    /** The latencies themselves (us) per group, for pooling phases. */
+    samples: latencies,
     cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
     systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
     // How long each gateway's event loop sat runnable but without a CPU: the machine's share
