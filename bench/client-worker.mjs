@@ -110,6 +110,9 @@ function connectRaw(spec, entry, timeoutMs) {
       const msg = JSON.parse(data.toString());
       if (msg.type === 'pong') {
         clearTimeout(timer);
+        // A slow reader (--scenario slow-readers) stops reading once subscribed: the gateway's
+        // writes fill the kernel's buffers, then its own, until it cuts the socket off.
+        if (spec.pauseAfterReady) ws.pause();
         resolve();
         return;
       }
@@ -182,6 +185,14 @@ process.on('message', async (cmd) => {
         received: stats.received,
         errors: stats.errors,
       });
+      return;
+    case 'drop':
+      // Closes some sockets (the slow readers, after their phase); the others keep their index.
+      for (const id of cmd.ids) {
+        sockets.get(id)?.close();
+        sockets.delete(id);
+      }
+      process.send({ type: 'dropped' });
       return;
     case 'close':
       for (const entry of sockets.values()) entry.close();

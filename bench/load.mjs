@@ -14,9 +14,12 @@ import { createRandom, nowMicros, percentile, pickDistinct, sleep } from './stat
 const HERE = dirname(fileURLToPath(import.meta.url));
 const phidOf = (k) => `PHID-USER-${String(k).padStart(20, '0')}`;
 
-/** A forked client-worker (with extra node flags) and a request/answer helper over IPC. */
-export function startWorker(nodeArgs = []) {
-  const child = fork(join(HERE, 'client-worker.mjs'), [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * A forked load worker (client-worker.mjs unless `script` names another in bench/, with extra
+ * node flags) and a request/answer helper over IPC.
+ */
+export function startWorker(nodeArgs = [], script = 'client-worker.mjs') {
+  const child = fork(join(HERE, script), [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiters = [];
   child.on('message', (msg) => {
     const i = waiters.findIndex((w) => w.type === msg.type);
@@ -251,6 +254,8 @@ export async function runPhase({ workers, group, nodes, targets, rate, seconds, 
     duplicates,
     misdelivered: Math.max(misdelivered, extra),
     latency,
+    /** The latencies themselves (us) per group, for pooling phases. */
+    samples: latencies,
     cpuPerMessage: nodes.map((n, i) => (cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / Math.max(1, sent)),
     systemPerMessage: nodes.map((n, i) => (cpu1[i].system - cpu0[i].system) / Math.max(1, sent)),
     // How long each gateway's event loop sat runnable but without a CPU: the machine's share

@@ -4,7 +4,7 @@
  * their CPU time and RSS from /proc. Only processes started here are ever stopped, by PID.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,46 @@ export function schedStat(pid) {
 export function rssBytes(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** What a process's RSS is made of (/proc/PID/status): anonymous memory and file-backed pages (code), in bytes. */
+export function rssParts(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
+/** Open file descriptors of a process (sockets included): the entries of /proc/PID/fd. */
+export function openFdCount(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** GET a path on a gateway's admin port; resolves with {status, body} (body as text), bounded by timeoutMs. */
+export function adminGet(node, path, timeoutMs = 5_000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: node.adminPort, path, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${node.name}: GET ${path} took over ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** The unlabelled samples of a Prometheus text exposition, as name -> number. */
+export function parseMetrics(text) {
+  const out = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line);
+    if (m) out.set(m[1], Number(m[2]));
+  }
+  return out;
 }
 
 /** This process's open-file limit (soft), from /proc/self/limits. */
@@ -101,6 +141,8 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
   child.stderr.on('data', (d) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise((res) => child.once('exit', (code, signal) => res(code ?? signal)));
   const warnings = [];
+  /** Every warning and error line, by message (and error text), with its count. */
+  const warningCounts = new Map();
   const ports = await new Promise((res, rej) => {
     let client = 0;
     let admin = 0;
@@ -122,7 +164,11 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
       else if (rec.msg === 'gateway started') {
         clearTimeout(timer);
         res({ client, admin });
-      } else if (rec.level >= 40 && warnings.length < 20) warnings.push(rec.msg);
+      } else if (rec.level >= 40) {
+        if (warnings.length < 20) warnings.push(rec.msg);
+        const key = rec.err ? `${rec.msg}: ${String(rec.err).slice(0, 120)}` : rec.msg;
+        warningCounts.set(key, (warningCounts.get(key) ?? 0) + 1);
+      }
     });
   });
   return {
@@ -134,8 +180,16 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
     adminPort: ports.admin,
     clientUrl: `ws://127.0.0.1:${ports.client}`,
     warnings,
+    warningCounts,
     cpuMicros: () => cpuMicros(child.pid),
     rssBytes: () => rssBytes(child.pid),
+    /** Kills it with SIGKILL (a crash: no drain, no close frames) and resolves once it is gone. */
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

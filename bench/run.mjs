@@ -12,6 +12,9 @@
  *   node bench/run.mjs --scenario socketio          Socket.IO beside raw, 1 node and 2 nodes
  *   node bench/run.mjs --scenario all               all of the above
  *   node bench/run.mjs --scenario subscriptions     memory per subscription (bench/subscriptions.mjs)
+ *   node bench/run.mjs --scenario storm             kill -9 of one of 3 gateways behind HAProxy (bench/storm.mjs)
+ *   node bench/run.mjs --scenario slow-readers      1,000 sockets that stop reading (bench/slow-readers.mjs)
+ *   npm run soak -- --minutes 10                    two gateways for minutes, with churn (bench/soak.mjs)
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -22,13 +25,16 @@ import { fmt, markdownTable, median, sleep } from './stats.mjs';
 import { socketIoClientKind } from './sio-client.mjs';
 import { bareHttpCpuPerRequest, startLoopbackProbe } from './reference.mjs';
 
-// --scenario subscriptions (memory per subscription, against a reference build) has flags of
-// its own: bench/subscriptions.mjs runs with the rest of the command line.
+// Scenarios with flags of their own run as their own script with the rest of the command line:
+// subscriptions (memory per subscription, against a reference build), storm (kill -9 of one of
+// three gateways behind HAProxy), slow-readers (1,000 sockets that stop reading).
+const SCRIPTS = { subscriptions: 'subscriptions.mjs', storm: 'storm.mjs', 'slow-readers': 'slow-readers.mjs' };
 const argv = process.argv.slice(2);
-const scenarioAt = argv.findIndex((a, i) => a === '--scenario=subscriptions' || (a === '--scenario' && argv[i + 1] === 'subscriptions'));
+const scenarioAt = argv.findIndex((a, i) => (a.startsWith('--scenario=') && SCRIPTS[a.slice(11)]) || (a === '--scenario' && SCRIPTS[argv[i + 1]]));
 if (scenarioAt !== -1) {
+  const name = argv[scenarioAt] === '--scenario' ? argv[scenarioAt + 1] : argv[scenarioAt].slice(11);
   const rest = [...argv.slice(0, scenarioAt), ...argv.slice(scenarioAt + (argv[scenarioAt] === '--scenario' ? 2 : 1))];
-  const run = spawnSync(process.execPath, [...process.execArgv, new URL('./subscriptions.mjs', import.meta.url).pathname, ...rest], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, [...process.execArgv, new URL(`./${SCRIPTS[name]}`, import.meta.url).pathname, ...rest], { stdio: 'inherit' });
   process.exit(run.status ?? 1);
 }
 
@@ -63,8 +69,11 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions]
+  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions|storm|slow-readers]
   (subscriptions: memory per subscription against a reference build; its flags: node bench/subscriptions.mjs --help)
+  (storm: kill -9 of one of three gateways behind HAProxy; its flags: node bench/storm.mjs --help)
+  (slow-readers: 1,000 sockets that stop reading; its flags: node bench/slow-readers.mjs --help)
+  (the soak is npm run soak; its flags: node bench/soak.mjs --help)
   --connections N      sockets (single: 1000; cluster: 5000; socketio: raw sockets, 2500)
   --sio-connections N  Socket.IO clients (socketio: 2500)
   --rate R             publishes per second (single: 200; cluster: 1000; socketio: 200)
