@@ -2,6 +2,7 @@
  * One suite for the HistoryStore contract, run against every implementation: memory, and
  * Redis (a real server from startRedis()).
  */
+import { readAfter, readRecent } from './history-store';
 import { Redis } from 'ioredis';
 import type { Envelope } from '@tidings/protocol';
 import { startRedis, type RedisHandle } from '@tidings/testing';
@@ -68,9 +69,9 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
       sent.push(envelope('default', `m${i}`));
       await store.append(sent[i]);
     }
-    const all = await store.recent('default', 60_000);
+    const all = await readRecent(store, 'default', 60_000);
     expect(ids(all)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
-    expect(all[2]).toEqual({ ...sent[2], position: { offset: 3, epoch: expect.stringMatching(/^[0-9a-f]{16}$/) } });
+    expect(all[2]).toEqual({ ...sent[2], position: { offset: 3, epoch: expect.stringMatching(/^[0-9a-f]{16}$/) }, ageMs: expect.any(Number) });
   });
 
   it('reads only the requested window', async () => {
@@ -78,25 +79,25 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     await store.append(envelope('default', 'early'));
     await sleep(300);
     await store.append(envelope('default', 'late'));
-    expect(ids(await store.recent('default', 150))).toEqual(['late']);
-    expect(ids(await store.recent('default', 60_000))).toEqual(['early', 'late']);
+    expect(ids(await readRecent(store, 'default', 150))).toEqual(['late']);
+    expect(ids(await readRecent(store, 'default', 60_000))).toEqual(['early', 'late']);
     // Never more than the history window, whatever is asked.
-    expect(ids(await store.recent('default', 10 * 60_000))).toEqual(['early', 'late']);
+    expect(ids(await readRecent(store, 'default', 10 * 60_000))).toEqual(['early', 'late']);
   });
 
   it('keeps the order of appends within one millisecond', async () => {
     store = create({ maxMessages: 100, maxAgeMs: 60_000 });
     const order = ['z', 'a', 'm', 'b'];
     await Promise.all(order.map((id) => store.append(envelope('default', id))));
-    expect(ids(await store.recent('default', 60_000))).toEqual(order);
+    expect(ids(await readRecent(store, 'default', 60_000))).toEqual(order);
   });
 
   it('keeps at most maxMessages per instance, dropping the oldest', async () => {
     store = create({ maxMessages: 3, maxAgeMs: 60_000 });
     for (let i = 0; i < 5; i++) await store.append(envelope('default', `m${i}`));
     await store.append(envelope('other', 'o1'));
-    expect(ids(await store.recent('default', 60_000))).toEqual(['m2', 'm3', 'm4']);
-    expect(ids(await store.recent('other', 60_000))).toEqual(['o1']);
+    expect(ids(await readRecent(store, 'default', 60_000))).toEqual(['m2', 'm3', 'm4']);
+    expect(ids(await readRecent(store, 'other', 60_000))).toEqual(['o1']);
   });
 
   it('drops messages older than maxAgeMs, on its own clock', async () => {
@@ -105,13 +106,13 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     await sleep(250);
     await store.append(envelope('default', 'new'));
     await sleep(250);
-    expect(ids(await store.recent('default', 60_000))).toEqual(['new']);
+    expect(ids(await readRecent(store, 'default', 60_000))).toEqual(['new']);
     const stats = await store.stats('default');
     expect(stats.size).toBe(1);
     expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(200);
     expect(stats.oldestAgeMs).toBeLessThan(400);
     await sleep(250);
-    expect(await store.recent('default', 60_000)).toEqual([]);
+    expect(await readRecent(store, 'default', 60_000)).toEqual([]);
     expect(await store.stats('default')).toEqual({ size: 0, oldestAgeMs: null });
   });
 
@@ -119,9 +120,9 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     store = create({ maxMessages: 100, maxAgeMs: 60_000 });
     await store.append(envelope('a', '1'));
     await store.append(envelope('b', '2'));
-    expect(ids(await store.recent('a', 60_000))).toEqual(['1']);
-    expect(ids(await store.recent('b', 60_000))).toEqual(['2']);
-    expect(await store.recent('c', 60_000)).toEqual([]);
+    expect(ids(await readRecent(store, 'a', 60_000))).toEqual(['1']);
+    expect(ids(await readRecent(store, 'b', 60_000))).toEqual(['2']);
+    expect(await readRecent(store, 'c', 60_000)).toEqual([]);
   });
 
   it('reports size and the age of the oldest message', async () => {
@@ -149,7 +150,7 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     store = create({ maxMessages: 100, maxAgeMs: 60_000 });
     const e = { ...envelope('default', 'u'), frame: JSON.stringify({ subscribers: ['x'], text: 'héllo ✓ 日本 🎉' }) };
     await store.append(e);
-    expect((await store.recent('default', 60_000))[0].frame).toBe(e.frame);
+    expect((await readRecent(store, 'default', 60_000))[0].frame).toBe(e.frame);
   });
 
   describe('positions', () => {
@@ -168,7 +169,7 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
       ]);
       expect(other?.offset).toBe(1);
       expect(other?.epoch).not.toBe(head.epoch);
-      expect((await store.recent('default', 60_000)).map((e) => e.position)).toEqual([p1, p2]);
+      expect((await readRecent(store, 'default', 60_000)).map((e) => e.position)).toEqual([p1, p2]);
       expect(await store.head('default')).toEqual({ offset: 2, epoch: head.epoch });
     });
 
@@ -177,7 +178,7 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
       const positions = [];
       for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) positions.push(await store.append(envelope('default', id)));
       const { epoch } = positions[0]!;
-      const after = (offset: number, e = epoch) => store.after('default', { offset, epoch: e });
+      const after = (offset: number, e = epoch) => readAfter(store, 'default', { offset, epoch: e });
       // m3..m5 are kept: from offset 2 on, everything is there.
       expect(await after(2)).toMatchObject({ recovered: true, head: { offset: 5, epoch } });
       expect(ids((await after(2)).entries)).toEqual(['m3', 'm4', 'm5']);
@@ -199,9 +200,9 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
       const first = await store.append(envelope('default', 'a'));
       await store.append(envelope('default', 'b'));
       await sleep(300);
-      expect(await store.recent('default', 60_000)).toEqual([]);
-      expect(await store.after('default', first!)).toMatchObject({ recovered: false, entries: [] });
-      expect(await store.after('default', { offset: 2, epoch: first!.epoch })).toMatchObject({ recovered: true });
+      expect(await readRecent(store, 'default', 60_000)).toEqual([]);
+      expect(await readAfter(store, 'default', first!)).toMatchObject({ recovered: false, entries: [] });
+      expect(await readAfter(store, 'default', { offset: 2, epoch: first!.epoch })).toMatchObject({ recovered: true });
       const third = await store.append(envelope('default', 'c'));
       expect(third).toEqual({ offset: 3, epoch: first!.epoch });
     });

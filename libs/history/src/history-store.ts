@@ -35,19 +35,34 @@ export interface ReplayAfter {
   recovered: boolean;
 }
 
+/**
+ * An instance's kept messages within an age, and where its history is, read at once: every
+ * replay and backfill is answered from one (within() by age, after() by position), so
+ * replays that arrive together can share one read.
+ */
+export interface HistoryWindow {
+  /** Kept messages stored within the age asked for, oldest first, each with its position. */
+  entries: WindowEntry[];
+  /** Where the instance's history is now (the last offset, and the epoch). */
+  head: Position;
+  /** Offset of the oldest message kept at all (null: none), even if older than the age asked for. */
+  oldestOffset: number | null;
+}
+
+export interface WindowEntry extends Envelope {
+  position: Position;
+  /** How long ago it was stored, on the store's clock. */
+  ageMs: number;
+}
+
 export interface HistoryStore {
   /**
    * Records a message. Resolves once it is kept (for a shared store: replayable from every
    * node), with its position; null when a store shared by nodes already held its id.
    */
   append(entry: Envelope): Promise<Position | null>;
-  /**
-   * The kept messages of an instance stored within the last `ageMs` (at most the history
-   * window), oldest first. Only that window is read.
-   */
-  recent(instance: string, ageMs: number): Promise<Envelope[]>;
-  /** The kept messages after a position, and whether that is provably all of them. */
-  after(instance: string, since: Position): Promise<ReplayAfter>;
+  /** The kept messages stored within the last `ageMs` (at most the history window); only that is read. */
+  window(instance: string, ageMs: number): Promise<HistoryWindow>;
   /** Where the instance's history is now; draws its epoch if it has none yet. */
   head(instance: string): Promise<Position>;
   stats(instance: string): Promise<HistoryStats>;
@@ -57,3 +72,38 @@ export interface HistoryStore {
 }
 
 export const HISTORY_DEFAULTS = { maxMessages: 4096, maxAgeMs: 60_000 } as const;
+
+/** The window's messages stored within the last `ageMs`. */
+export function within(window: HistoryWindow, ageMs: number): Envelope[] {
+  return window.entries.filter((e) => e.ageMs <= ageMs);
+}
+
+/**
+ * What a client at `since` is owed: the messages after it (every kept one when its epoch is
+ * not this history's), and whether that is provably all. Read from a full window.
+ */
+export function after(window: HistoryWindow, since: Position): ReplayAfter {
+  const { head } = window;
+  const from = since.epoch === head.epoch ? since.offset : -1;
+  return { entries: window.entries.filter((e) => e.position.offset > from), head, recovered: isRecovered(since, head, window.oldestOffset) };
+}
+
+/**
+ * Whether a client at `since` provably has every message after it: same epoch, and the
+ * message right after it is still kept (or none came after it).
+ */
+export function isRecovered(since: Position, head: Position, oldestKept: number | null): boolean {
+  if (since.epoch !== head.epoch || since.offset > head.offset) return false;
+  if (since.offset === head.offset) return true;
+  return oldestKept !== null && oldestKept <= since.offset + 1;
+}
+
+/** The messages of an instance stored within the last `ageMs` (one window read). */
+export async function readRecent(store: HistoryStore, instance: string, ageMs: number): Promise<Envelope[]> {
+  return within(await store.window(instance, ageMs), ageMs);
+}
+
+/** What a client at `since` is owed (one read of the whole window). */
+export async function readAfter(store: HistoryStore, instance: string, since: Position): Promise<ReplayAfter> {
+  return after(await store.window(instance, Number.POSITIVE_INFINITY), since);
+}

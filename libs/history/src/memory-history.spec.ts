@@ -1,3 +1,4 @@
+import { readRecent } from './history-store';
 import type { Envelope } from '@tidings/protocol';
 import { MemoryHistory } from './memory-history';
 
@@ -19,9 +20,9 @@ describe('MemoryHistory', () => {
     await h.append(envelope('other', 'o1', clock.t));
     clock.t += 10;
     await h.append(envelope('acme', 'a2', clock.t));
-    expect((await h.recent('acme', 60_000)).map((e) => e.id)).toEqual(['a1', 'a2']);
-    expect((await h.recent('other', 60_000)).map((e) => e.id)).toEqual(['o1']);
-    expect(await h.recent('nobody', 60_000)).toEqual([]);
+    expect((await readRecent(h, 'acme', 60_000)).map((e) => e.id)).toEqual(['a1', 'a2']);
+    expect((await readRecent(h, 'other', 60_000)).map((e) => e.id)).toEqual(['o1']);
+    expect(await readRecent(h, 'nobody', 60_000)).toEqual([]);
   });
 
   it('entriesSince() returns messages accepted at or after the given time', async () => {
@@ -58,7 +59,7 @@ describe('MemoryHistory', () => {
     expect(h.statsOf('i')).toEqual({ size: 1, oldestAgeMs: 401 });
     clock.t += 1_000;
     expect(h.statsOf('i')).toEqual({ size: 0, oldestAgeMs: null });
-    expect(await h.recent('i', 60_000)).toEqual([]);
+    expect(await readRecent(h, 'i', 60_000)).toEqual([]);
   });
 
   it('returns nothing on the first read after every message expired', () => {
@@ -117,9 +118,9 @@ describe('MemoryHistory windows', () => {
     clock.t += 500;
     h.add(envelope('i', 'b', clock.t));
     clock.t += 100;
-    expect((await h.recent('i', 200)).map((e) => e.id)).toEqual(['b']);
-    expect((await h.recent('i', 600)).map((e) => e.id)).toEqual(['a', 'b']);
-    expect((await h.recent('i', 100_000)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect((await readRecent(h, 'i', 200)).map((e) => e.id)).toEqual(['b']);
+    expect((await readRecent(h, 'i', 600)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect((await readRecent(h, 'i', 100_000)).map((e) => e.id)).toEqual(['a', 'b']);
     expect(await h.sizes(['i', 'none'])).toEqual(new Map([['i', 2], ['none', 0]]));
     expect(h.holds('i')).toBe(true);
     clock.t += 2_000;

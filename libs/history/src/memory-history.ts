@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Envelope, Position } from '@tidings/protocol';
-import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type ReplayAfter } from './history-store';
+import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type HistoryWindow, type WindowEntry } from './history-store';
 
 interface Log {
   entries: Envelope[];
@@ -63,26 +63,21 @@ export class MemoryHistory implements HistoryStore {
     return out;
   }
 
-  recent(instance: string, ageMs: number): Promise<Envelope[]> {
-    return Promise.resolve(this.entriesSince(instance, this.now() - Math.min(ageMs, this.maxAgeMs)));
-  }
-
-  after(instance: string, since: Position): Promise<ReplayAfter> {
+  window(instance: string, ageMs: number): Promise<HistoryWindow> {
     const head = this.headOf(instance);
     const log = this.logs.get(instance);
-    const entries: Envelope[] = [];
-    let oldest: number | null = null;
-    // Another epoch's offsets mean nothing here: every kept message goes.
-    const from = since.epoch === head.epoch ? since.offset : -1;
+    const now = this.now();
+    const minAt = now - Math.min(ageMs, this.maxAgeMs);
+    const entries: WindowEntry[] = [];
+    let oldestOffset: number | null = null;
     if (log) {
       for (let i = log.head; i < log.entries.length; i++) {
         const entry = log.entries[i];
-        const offset = entry.position!.offset;
-        if (oldest === null) oldest = offset;
-        if (offset > from) entries.push(entry);
+        oldestOffset ??= entry.position!.offset;
+        if (entry.acceptedAt >= minAt) entries.push({ ...entry, position: entry.position!, ageMs: now - entry.acceptedAt });
       }
     }
-    return Promise.resolve({ entries, head, recovered: isRecovered(since, head, oldest) });
+    return Promise.resolve({ entries, head, oldestOffset });
   }
 
   head(instance: string): Promise<Position> {
@@ -174,16 +169,6 @@ export class MemoryHistory implements HistoryStore {
     }
     log.head = head;
   }
-}
-
-/**
- * Whether a client at `since` provably has every message after it: same epoch, and the
- * message right after it is still kept (or none came after it).
- */
-export function isRecovered(since: Position, head: Position, oldestKept: number | null): boolean {
-  if (since.epoch !== head.epoch || since.offset > head.offset) return false;
-  if (since.offset === head.offset) return true;
-  return oldestKept !== null && oldestKept <= since.offset + 1;
 }
 
 function newEpoch(): string {

@@ -1,4 +1,5 @@
 /** RedisHistory beyond the shared contract: idempotent appends, publish in the script, timeouts. */
+import { readRecent } from './history-store';
 import { Redis } from 'ioredis';
 import type { Envelope } from '@tidings/protocol';
 import { startRedis, startRedisServer, type RedisHandle } from '@tidings/testing';
@@ -47,7 +48,7 @@ describe('RedisHistory', () => {
     expect(await history.appendOnce(envelope('a'))).toBeNull();
     await Promise.all([history.append(envelope('b')), history.append(envelope('b')), history.append(envelope('b'))]);
     expect(await history.appendOnce(envelope('a', Date.now(), 'other'))).toMatchObject({ offset: 1 });
-    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect((await readRecent(history, 'default', 60_000)).map((e) => e.id)).toEqual(['a', 'b']);
     expect(history.counts).toMatchObject({ stored: 3, duplicates: 3 });
   });
 
@@ -55,7 +56,7 @@ describe('RedisHistory', () => {
     const history = new RedisHistory({ client: client(), keys: freshKeys(), maxMessages: 2 });
     for (const id of ['1', '2', '3']) await history.append(envelope(id));
     await history.append(envelope('1'));
-    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['2', '3']);
+    expect((await readRecent(history, 'default', 60_000)).map((e) => e.id)).toEqual(['2', '3']);
   });
 
   it('publishes the announcement in the append script, once per stored id', async () => {
@@ -95,13 +96,13 @@ describe('RedisHistory', () => {
       const append = history.append(envelope('during'));
       await expect(append).rejects.toBeInstanceOf(HistoryError);
       await expect(append).rejects.toThrow(/^history append: /);
-      await expect(history.recent('default', 60_000)).rejects.toThrow(/^history read: /);
+      await expect(readRecent(history, 'default', 60_000)).rejects.toThrow(/^history read: /);
       await expect(history.stats('default')).rejects.toThrow(/^history stats: /);
       expect(Date.now() - started).toBeLessThan(1_500);
       await own.start();
       await new Promise((r) => (c.status === 'ready' ? r(null) : c.once('ready', r)));
       await history.append(envelope('after'));
-      expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['after']);
+      expect((await readRecent(history, 'default', 60_000)).map((e) => e.id)).toEqual(['after']);
     } finally {
       await own.stop();
     }
@@ -143,9 +144,9 @@ describe('RedisHistory', () => {
     // Two nodes, one two minutes behind and one two minutes ahead of Redis.
     await history.append(envelope('behind', Date.now() - 120_000));
     await history.append(envelope('ahead', Date.now() + 120_000));
-    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['behind', 'ahead']);
+    expect((await readRecent(history, 'default', 60_000)).map((e) => e.id)).toEqual(['behind', 'ahead']);
     await new Promise((r) => setTimeout(r, 400));
-    expect(await history.recent('default', 60_000)).toEqual([]); // both aged out together
+    expect(await readRecent(history, 'default', 60_000)).toEqual([]); // both aged out together
   });
 
   it('times out a command that Redis does not answer', async () => {

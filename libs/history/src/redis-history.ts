@@ -36,8 +36,7 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger, type Envelope, type Logger, type Position } from '@tidings/protocol';
-import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type ReplayAfter } from './history-store';
-import { isRecovered } from './memory-history';
+import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type HistoryWindow, type WindowEntry } from './history-store';
 
 export type RedisClient = Redis | Cluster;
 
@@ -76,6 +75,11 @@ export interface RedisHistoryOptions extends HistoryOptions {
    * returns, so with waitReplicas the caller may keep reads and other traffic off it.
    */
   appendClient?: RedisClient;
+  /**
+   * Connection for replay and backfill reads (default: client). A replay's large answer on
+   * the appends' connection would hold every append's answer behind it.
+   */
+  readClient?: RedisClient;
   /** Close (QUIT) the client (and appendClient) on close(). Default false: the caller owns them. */
   closeClient?: boolean;
   logger?: Logger;
@@ -139,31 +143,16 @@ if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) 
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')`;
 
-// KEYS: log, meta. ARGV: ageMs (already at most the window), epoch candidate, metaTtlMs.
-// Returns {epoch, members stored within the last ageMs}.
-const RECENT_LUA = `
+// KEYS: log, meta. ARGV: ageMs (at most the window), epoch candidate, metaTtlMs, maxAgeMs.
+// Returns {offset now, epoch, now, offset of the oldest kept (-1: none), then member and
+// score of each message stored within the last ageMs}.
+const WINDOW_LUA = `
 ${NOW_MS}
 ${HEAD}
-return {epoch, redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')}
-`;
-
-// KEYS: log, meta. ARGV: offset, epoch candidate, metaTtlMs, maxAgeMs, client epoch.
-// Returns {offset now, epoch, offset of the oldest kept (-1: none), members after the
-// offset (all kept members when the client's epoch is not this one)}.
-const AFTER_LUA = `
-${NOW_MS}
-${HEAD}
-local since = tonumber(ARGV[1])
-if ARGV[5] ~= epoch then since = -1 end
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[4]), '+inf')
-local out = {}
 local oldest = -1
-for _, m in ipairs(members) do
-  local offset = tonumber(string.sub(m, 1, 16), 16)
-  if oldest < 0 then oldest = offset end
-  if offset > since then out[#out + 1] = m end
-end
-return {seq, epoch, oldest, out}
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[4]), '+inf', 'LIMIT', 0, 1)
+if first[1] then oldest = tonumber(string.sub(first[1], 1, 16), 16) end
+return {seq, epoch, now, oldest, redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WITHSCORES')}
 `;
 
 // KEYS: log, meta. ARGV: (unused), epoch candidate, metaTtlMs. Returns {offset now, epoch}.
@@ -191,21 +180,18 @@ const META_TTL_MS = 24 * 60 * 60 * 1_000;
 
 const SEQ_DIGITS = 16;
 
-type RecentCommand = (log: string, meta: string, ageMs: number, epochCandidate: string, metaTtlMs: number) => Promise<[string, string[]]>;
-type AfterCommand = (
+type WindowCommand = (
   log: string,
   meta: string,
-  offset: number,
+  ageMs: number,
   epochCandidate: string,
   metaTtlMs: number,
   maxAgeMs: number,
-  clientEpoch: string,
-) => Promise<[number, string, number, string[]]>;
+) => Promise<[number, string, number, number, string[]]>;
 type HeadCommand = (log: string, meta: string, unused: string, epochCandidate: string, metaTtlMs: number) => Promise<[number, string]>;
 type StatsCommand = (log: string, maxAgeMs: number) => Promise<[number, number]>;
 interface HistoryCommands {
-  tidingsHistoryRecent: RecentCommand;
-  tidingsHistoryAfter: AfterCommand;
+  tidingsHistoryWindow: WindowCommand;
   tidingsHistoryHead: HeadCommand;
   tidingsHistoryStats: StatsCommand;
 }
@@ -222,6 +208,7 @@ interface AppendPipeline {
 export class RedisHistory implements HistoryStore {
   private readonly client: RedisClient;
   private readonly appendClient: RedisClient;
+  private readonly readClient: RedisClient;
   private readonly waitReplicas: number;
   private readonly keys: RedisHistoryKeys;
   private readonly maxMessages: number;
@@ -246,6 +233,7 @@ export class RedisHistory implements HistoryStore {
     this.logger = options.logger ?? silentLogger;
     this.closeClient = options.closeClient ?? false;
     this.appendClient = options.appendClient ?? this.client;
+    this.readClient = options.readClient ?? this.client;
     this.waitReplicas = options.waitReplicas ?? 0;
     if (!(this.maxMessages > 0) || !(this.maxAgeMs > 0)) {
       throw new Error('RedisHistory: maxMessages and maxAgeMs must be positive');
@@ -259,9 +247,10 @@ export class RedisHistory implements HistoryStore {
     for (const client of new Set([this.client, this.appendClient])) {
       if (!(this.appendCommand in client)) client.defineCommand(this.appendCommand, { lua: appendLua });
     }
-    if (!('tidingsHistoryRecent' in this.client)) {
-      this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 2, lua: RECENT_LUA });
-      this.client.defineCommand('tidingsHistoryAfter', { numberOfKeys: 2, lua: AFTER_LUA });
+    if (!('tidingsHistoryWindow' in this.readClient)) {
+      this.readClient.defineCommand('tidingsHistoryWindow', { numberOfKeys: 2, lua: WINDOW_LUA });
+    }
+    if (!('tidingsHistoryHead' in this.client)) {
       this.client.defineCommand('tidingsHistoryHead', { numberOfKeys: 2, lua: HEAD_LUA });
       this.client.defineCommand('tidingsHistoryStats', { numberOfKeys: 1, lua: STATS_LUA, readOnly: true });
     }
@@ -334,30 +323,22 @@ export class RedisHistory implements HistoryStore {
     return this.appendOnce(entry);
   }
 
-  async recent(instance: string, ageMs: number): Promise<Envelope[]> {
-    const window = Math.max(0, Math.min(ageMs, this.maxAgeMs));
-    const [epoch, members] = await this.timed(
-      this.commands.tidingsHistoryRecent(this.keys.historyLog(instance), this.keys.historyMeta(instance), window, newEpoch(), META_TTL_MS),
-      'history read',
-    );
-    return this.decodeAll(members, epoch);
-  }
-
-  async after(instance: string, since: Position): Promise<ReplayAfter> {
-    const [seq, epoch, oldest, members] = await this.timed(
-      this.commands.tidingsHistoryAfter(
-        this.keys.historyLog(instance),
-        this.keys.historyMeta(instance),
-        since.offset,
-        newEpoch(),
-        META_TTL_MS,
-        this.maxAgeMs,
-        since.epoch,
-      ),
+  async window(instance: string, ageMs: number): Promise<HistoryWindow> {
+    const age = Math.max(0, Math.min(ageMs, this.maxAgeMs));
+    const read = this.readClient as unknown as Pick<HistoryCommands, 'tidingsHistoryWindow'>;
+    const [seq, epoch, now, oldest, flat] = await this.timed(
+      read.tidingsHistoryWindow(this.keys.historyLog(instance), this.keys.historyMeta(instance), age, newEpoch(), META_TTL_MS, this.maxAgeMs),
       'history read',
     );
     const head = { offset: Number(seq), epoch: String(epoch) };
-    return { entries: this.decodeAll(members, head.epoch), head, recovered: isRecovered(since, head, Number(oldest) < 0 ? null : Number(oldest)) };
+    const entries: WindowEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const member = flat[i];
+      const entry = this.decode(member);
+      if (!entry) continue;
+      entries.push({ ...entry, position: { offset: parseInt(member.slice(0, SEQ_DIGITS), 16), epoch: head.epoch }, ageMs: Number(now) - Number(flat[i + 1]) });
+    }
+    return { entries, head, oldestOffset: Number(oldest) < 0 ? null : Number(oldest) };
   }
 
   async head(instance: string): Promise<Position> {
@@ -366,18 +347,6 @@ export class RedisHistory implements HistoryStore {
       'history head',
     );
     return { offset: Number(seq), epoch: String(epoch) };
-  }
-
-  private decodeAll(members: string[], epoch: string): Envelope[] {
-    const out: Envelope[] = [];
-    for (const member of members) {
-      const entry = this.decode(member);
-      if (entry) {
-        entry.position = { offset: parseInt(member.slice(0, SEQ_DIGITS), 16), epoch };
-        out.push(entry);
-      }
-    }
-    return out;
   }
 
   async stats(instance: string): Promise<HistoryStats> {
@@ -441,7 +410,7 @@ export class RedisHistory implements HistoryStore {
 
   private async doClose(): Promise<void> {
     if (!this.closeClient) return;
-    const clients = this.appendClient === this.client ? [this.client] : [this.client, this.appendClient];
+    const clients = [...new Set([this.client, this.appendClient, this.readClient])];
     await Promise.all(
       clients.map(async (client) => {
         if (client.status !== 'ready') return client.disconnect();

@@ -9,6 +9,11 @@ export const CloseCode = {
    * position (exact, with `recovered`) rather than take a late backfill.
    */
   RESYNC: 1012,
+  /**
+   * The socket's replay could not be answered (history unreachable or overloaded): it is
+   * closed rather than left believing it has caught up; the client reconnects and replays.
+   */
+  TRY_AGAIN: 1013,
   /** The connection's token expired: get a new one and reconnect. */
   TOKEN_EXPIRED: 4001,
 } as const;

@@ -20,6 +20,8 @@ export class Counters {
   /** History entries replays read (the window asked for), and those they sent (matching the socket). */
   replayEntriesRead = 0;
   replayEntriesSent = 0;
+  /** Replays that could not be answered (history unreachable or too slow). */
+  replaysFailed = 0;
   /** Replays by position that could not promise the client everything (epoch changed, or aged out). */
   replaysNotRecovered = 0;
   /** Bytes raw sockets were sent by replays. */

@@ -3,7 +3,7 @@
  * restart where the subscription is back before the history connection: two nodes on an
  * in-process bus sharing one history store, whose reads fail a set number of times.
  */
-import { silentLogger, type Envelope, type Position } from '@tidings/protocol';
+import { silentLogger, type Envelope } from '@tidings/protocol';
 import { MemoryBus, MemoryBusHub } from '@tidings/bus';
 import { MemoryHistory, type HistoryStore } from '@tidings/history';
 import type { HubMember } from '@tidings/hub';
@@ -17,22 +17,19 @@ class UnreachableAtFirst implements HistoryStore {
   append(entry: Envelope) {
     return this.inner.append(entry);
   }
-  async recent(instance: string, ageMs: number) {
+  async window(instance: string, ageMs: number) {
     this.reads++;
     if (this.failures > 0) {
       this.failures--;
       throw new Error('history: Redis did not answer within 500 ms');
     }
-    return this.inner.recent(instance, ageMs);
+    return this.inner.window(instance, ageMs);
   }
   stats(instance: string) {
     return this.inner.stats(instance);
   }
   sizes(instances: readonly string[]) {
     return this.inner.sizes(instances);
-  }
-  after(instance: string, since: Position) {
-    return this.inner.after(instance, since);
   }
   head(instance: string) {
     return this.inner.head(instance);

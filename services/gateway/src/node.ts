@@ -17,7 +17,8 @@ import {
   type Notification,
 } from '@tidings/protocol';
 import { Hub, SubscriptionBudget, type HubMember } from '@tidings/hub';
-import type { HistoryStore } from '@tidings/history';
+import { after, within, type HistoryStore } from '@tidings/history';
+import { WindowReads } from './window-reads';
 import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
 import { Counters } from './counters';
@@ -83,6 +84,8 @@ export class TidingsNode {
   readonly subscriptions: SubscriptionBudget;
   readonly counters = new Counters();
   readonly history: HistoryStore;
+  /** History reads of replays and backfills, shared by those that arrive together. */
+  readonly reads: WindowReads;
   readonly bus?: Bus;
   readonly relay?: Relay;
   readonly startedAt: number;
@@ -103,6 +106,7 @@ export class TidingsNode {
   constructor(options: NodeOptions) {
     this.fingerprint = options.fingerprint ?? createFingerprint();
     this.history = options.history;
+    this.reads = new WindowReads(options.history);
     this.bus = options.bus;
     this.relay = options.relay;
     this.logger = options.logger;
@@ -315,12 +319,12 @@ export class TidingsNode {
     this.counters.replays++;
     const started = performance.now();
     let entries: Envelope[];
-    let after: ReplayResult['after'];
-    if (request.kind === 'age') entries = await this.history.recent(instance, request.ageMs);
+    let afterResult: ReplayResult['after'];
+    if (request.kind === 'age') entries = within(await this.reads.read(instance, request.ageMs), request.ageMs);
     else {
-      const found = await this.history.after(instance, request.since);
+      const found = after(await this.reads.read(instance, Number.POSITIVE_INFINITY), request.since);
       entries = found.entries;
-      after = { recovered: found.recovered, head: found.head };
+      afterResult = { recovered: found.recovered, head: found.head };
       if (!found.recovered) this.counters.replaysNotRecovered++;
     }
     const ms = performance.now() - started;
@@ -328,7 +332,7 @@ export class TidingsNode {
     this.counters.replayEntriesRead += entries.length;
     const wanted = entries.filter((entry) => wants(entry.subscribers));
     this.counters.replayEntriesSent += wanted.length;
-    return { entries: wanted, after };
+    return { entries: wanted, after: afterResult };
   }
 
   /** Where an instance's history is now (a client that turns positions on starts from it). */
@@ -392,7 +396,8 @@ export class TidingsNode {
       for (const d of this.extra) for (const instance of d.instances()) instances.add(instance);
       for (const instance of instances) {
         // The debt as an age on this node's clock; history measures it on its own clock.
-        for (const entry of await this.history.recent(instance, this.now() - from)) {
+        const age = this.now() - from;
+        for (const entry of within(await this.reads.read(instance, age), age)) {
           if (!this.ledger.firstDelivery(entry.instance, entry.id) || this.isTouched(entry)) continue;
           this.deliver(entry, 'plain');
           delivered++;

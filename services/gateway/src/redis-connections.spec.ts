@@ -44,3 +44,35 @@ it('turns on TCP keepalive, so a dead peer is noticed in seconds', async () => {
     plain.disconnect();
   }
 });
+
+it('turns on TCP keepalive on client sockets, raw and Socket.IO', async () => {
+  const { Gateway } = await import('./gateway');
+  const { silentLogger } = await import('@tidings/protocol');
+  const WebSocket = (await import('ws')).default;
+  const { io } = await import('socket.io-client');
+  const gw = await new Gateway({
+    config: resolveConfig({ servers: [{ type: 'client', port: 0, listen: '127.0.0.1' }, { type: 'admin', port: 0, listen: '127.0.0.1' }] }),
+    logger: silentLogger,
+  }).start();
+  const port = Number(new URL(gw.url('client')).port);
+  const ws = new WebSocket(gw.url('client'));
+  const sio = io(gw.url('client').replace(/^ws/, 'http'), { transports: ['websocket'], reconnection: false, forceNew: true });
+  try {
+    await new Promise((resolve) => ws.once('open', resolve));
+    await new Promise((resolve) => sio.once('connect', () => resolve(undefined)));
+    // The server's end of each connection, once no data is in flight (then ss shows the retransmit timer).
+    let lines: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const out = execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+      lines = out.split('\n').filter(Boolean);
+      if (lines.length === 2 && lines.every((l) => l.includes('timer:(keepalive'))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(/timer:\(keepalive,\d+(\.\d+)?(ms|sec)/);
+  } finally {
+    ws.terminate();
+    sio.close();
+    await gw.close();
+  }
+});

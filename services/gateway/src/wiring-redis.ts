@@ -32,6 +32,10 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
   // Not lazy: nothing else connects it, and its first append should not be the one refused.
   const appendClient = waitReplicas > 0 ? createRedisConnection(config.redis, { name: 'tidings-appends', failFast: true, lazyConnect: false }) : undefined;
   if (appendClient) watchRedisErrors(appendClient, log, 'appends');
+  // Replays and backfills read on their own connection: a large answer would otherwise hold
+  // every append's answer (and so every publisher's 200) behind it.
+  const readClient = createRedisConnection(config.redis, { name: 'tidings-reads', failFast: true, lazyConnect: false });
+  watchRedisErrors(readClient, log, 'reads');
   const keys = createRedisKeys(keyPrefix);
   const common = { client, subscriber, keys, logger: log, commandTimeoutMs, startTimeoutMs: commandTimeoutMs, closeSubscriber: true };
   const bus = interest ? new RedisInterestBus({ ...common, sharded, leaseMs: config.redis.routingLeaseMs }) : new RedisBus({ ...common, publishedByHistory: true });
@@ -43,6 +47,7 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
     commandTimeoutMs,
     waitReplicas,
     appendClient,
+    readClient,
     announce: bus.announcer({ keys: ANNOUNCE_KEYS_BASE, args: ANNOUNCE_ARGV_BASE }),
     closeClient: true,
     logger: log,

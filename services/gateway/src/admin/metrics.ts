@@ -99,6 +99,8 @@ export class GatewayMetrics {
         }
       },
     });
+    counterFrom('tidings_replays_failed_total', 'Replays that could not be answered (history unreachable or too slow); raw sockets are closed with 1013 to ask again', () => c.replaysFailed);
+    counterFrom('tidings_replay_history_reads_total', 'History reads of replays and backfills (those that arrive together share one)', () => node.reads.counts.reads);
     counterFrom('tidings_replay_entries_read_total', 'History entries read by replays (the windows asked for)', () => c.replayEntriesRead);
     counterFrom('tidings_replay_entries_sent_total', "History entries replays sent (those matching the socket's subscriptions)", () => c.replayEntriesSent);
     const replayRead = new Histogram({

@@ -153,6 +153,9 @@ export class ClientServer {
     let opened = false;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       opened = true;
+      // A client whose machine vanished (no FIN, no RST) is noticed by TCP keepalive instead
+      // of holding its socket and subscriptions for hours.
+      (socket as import('node:net').Socket).setKeepAlive?.(true, CLIENT_KEEPALIVE_MS);
       const raw = new RawSocket(instance, ws, node, logger, {
         maxBufferedBytes: this.options.maxBufferedBytes,
         maxFrameBytes: this.options.maxFrameBytes,
@@ -185,6 +188,9 @@ export class ClientServer {
     }
   }
 }
+
+/** TCP keepalive on client sockets: first probe after 30 s of silence (browsers ping every 15 s). */
+export const CLIENT_KEEPALIVE_MS = 30_000;
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' };
 

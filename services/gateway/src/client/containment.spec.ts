@@ -6,8 +6,8 @@
  */
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { io } from 'socket.io-client';
-import { MemoryHistory } from '@tidings/history';
-import { resolveConfig, silentLogger, type Envelope } from '@tidings/protocol';
+import { MemoryHistory, type HistoryWindow } from '@tidings/history';
+import { resolveConfig, silentLogger } from '@tidings/protocol';
 import { connectSocket, messagesOf, post, sleep, type TestSocket } from '@tidings/testing';
 import { Gateway } from '../gateway';
 import { RawSocket } from './raw-socket';
@@ -27,16 +27,19 @@ class GatedHistory extends MemoryHistory {
   private gate: Promise<void> = Promise.resolve();
   private openGate: () => void = () => undefined;
   reads = 0;
+  /** Reads fail while set (an unreachable or overloaded Redis). */
+  failing = false;
   close_(): void {
     this.gate = new Promise((resolve) => (this.openGate = resolve));
   }
   open(): void {
     this.openGate();
   }
-  override async recent(instance: string, window: number): Promise<Envelope[]> {
+  override async window(instance: string, ageMs: number): Promise<HistoryWindow> {
     this.reads++;
     await this.gate;
-    return super.recent(instance, window);
+    if (this.failing) throw new Error('history read: Redis did not answer within 2000 ms');
+    return super.window(instance, ageMs);
   }
 }
 
@@ -249,6 +252,31 @@ describe('replays: one in flight per socket', () => {
       expect(history.reads).toBe(2);
       expect(s.received.map((f) => f.type ?? f.key)).toEqual(['pong', 1, 1, 'pong']);
       expect(gw.node.counters.replayEntriesSent).toBe(2);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('replays that fail', () => {
+  it('closes a raw socket whose replay failed with 1013, so the client asks again instead of missing its gap', async () => {
+    const history = new GatedHistory();
+    const gw = await new Gateway({ config: config(), logger: silentLogger, history }).start();
+    try {
+      const s = await socket(gw.url('client'));
+      s.send('subscribe', ['PHID-R']);
+      await s.roundTrip();
+      history.failing = true;
+      s.send('replay', { age: 60_000 });
+      expect((await s.closed).code).toBe(1013);
+      expect(gw.node.counters.replaysFailed).toBe(1);
+      // Positive control: the same replay with history back is answered and the socket stays.
+      history.failing = false;
+      const again = await socket(gw.url('client'));
+      again.send('subscribe', ['PHID-R']);
+      again.send('replay', { age: 60_000 });
+      await again.roundTrip();
+      expect(again.ws.readyState).toBe(1);
     } finally {
       await gw.close();
     }

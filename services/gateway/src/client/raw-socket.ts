@@ -9,7 +9,7 @@
  * frames queued behind a replay are dropped with it.
  */
 import WebSocket from 'ws';
-import { CloseCode, PONG_FRAME, parseClientFrame, positionsFrame, type Logger } from '@tidings/protocol';
+import { CloseCode, PONG_FRAME, parseClientFrame, positionsFrame, type Logger, type ReplayRequest } from '@tidings/protocol';
 import type { Grant } from '@tidings/auth';
 import type { HubMember } from '@tidings/hub';
 import type { TidingsNode } from '../node';
@@ -159,6 +159,21 @@ export class RawSocket implements HubMember {
       .then(() => this.contain(what, () => this.afterReplay()));
   }
 
+  /**
+   * A replay that cannot be answered (history unreachable, or too slow under a storm) must
+   * not leave the client believing it caught up: the socket is closed with 1013, and the
+   * client reconnects and asks again (JX.Aphlict and @tidings/client both do).
+   */
+  private async replay(request: ReplayRequest): Promise<void> {
+    try {
+      await this.node.replay(this, request);
+    } catch (err) {
+      this.node.counters.replaysFailed++;
+      this.logger.warn({ err: (err as Error).message }, 'replay failed: socket closed with 1013 so the client asks again');
+      if (!this.closed) this.ws.close(CloseCode.TRY_AGAIN, 'replay failed, try again');
+    }
+  }
+
   /** Turns positions on or off: the answer tells where the instance's history is now. */
   private async setPositions(enabled: boolean): Promise<void> {
     if (enabled !== this.positions) {
@@ -227,10 +242,10 @@ export class RawSocket implements HubMember {
         this.node.hub.unsubscribe(this, frame.phids);
         return;
       case 'replay':
-        this.inOrder('replay', () => this.node.replay(this, { kind: 'age', ageMs: frame.ageMs }));
+        this.inOrder('replay', () => this.replay({ kind: 'age', ageMs: frame.ageMs }));
         return;
       case 'replay-since':
-        this.inOrder('replay', () => this.node.replay(this, { kind: 'since', since: frame.since }));
+        this.inOrder('replay', () => this.replay({ kind: 'since', since: frame.since }));
         return;
       case 'positions':
         this.inOrder('positions', () => this.setPositions(frame.enabled));

@@ -265,6 +265,7 @@ export class SocketIoConnection {
     try {
       result = await this.options.node.replayFor(this.instance, request, (phids) => phids.some((p) => this.socket.rooms.has(this.room(p))));
     } catch (err) {
+      this.options.node.counters.replaysFailed++;
       this.options.logger.warn({ err: (err as Error).message }, 'replay failed');
       return { ok: false, error: 'replay_failed', message: 'history is unavailable' };
     }

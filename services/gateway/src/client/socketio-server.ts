@@ -13,6 +13,7 @@ import { Server as IoServer, type Socket } from 'socket.io';
 import { DEFAULT_INSTANCE, INSTANCE_RULE, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
 import { tokenFromSocketIoAuth, type Grant } from '@tidings/auth';
 import type { ClientAdmission } from './admission';
+import { CLIENT_KEEPALIVE_MS } from './client-server';
 import type { Audience, ExtraDelivery, TidingsNode } from '../node';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './socketio-adapter';
 import { SocketIoConnection } from './socketio-connection';
@@ -100,7 +101,13 @@ export class SocketIoServer implements ExtraDelivery {
   /** Serves Socket.IO on an HTTP(S) server at the configured path. */
   attach(server: HttpServer): void {
     // The first server creates the engine; later ones share it, so one set of rooms serves all.
-    if (!this.attached) this.io.attach(server);
+    if (!this.attached) {
+      this.io.attach(server);
+      // A client whose machine vanished is noticed by TCP keepalive (the engine is made by attach()).
+      this.io.engine.on('connection', (conn: { request?: { socket?: { setKeepAlive?(on: boolean, ms: number): void } } }) => {
+        conn.request?.socket?.setKeepAlive?.(true, CLIENT_KEEPALIVE_MS);
+      });
+    }
     else this.io.engine.attach(server, { path: this.options.config.socketio.path, destroyUpgrade: false });
     this.attached = true;
   }
