@@ -107,3 +107,29 @@ export async function readRecent(store: HistoryStore, instance: string, ageMs: n
 export async function readAfter(store: HistoryStore, instance: string, since: Position): Promise<ReplayAfter> {
   return after(await store.window(instance, Number.POSITIVE_INFINITY), since);
 }
+
+const indexes = new WeakMap<HistoryWindow, Map<string, WindowEntry[]>>();
+
+/**
+ * The window's messages addressed to any of `phids`, each once, oldest first: looked up
+ * per PHID in an index built once per window (shared by every replay answered from it), so
+ * a replay costs what its socket's subscriptions match, not the whole window.
+ */
+export function addressedTo(window: HistoryWindow, phids: Iterable<string>): WindowEntry[] {
+  let index = indexes.get(window);
+  if (!index) {
+    index = new Map();
+    for (const entry of window.entries) {
+      for (const phid of entry.subscribers) {
+        const list = index.get(phid);
+        if (list) {
+          if (list[list.length - 1] !== entry) list.push(entry);
+        } else index.set(phid, [entry]);
+      }
+    }
+    indexes.set(window, index);
+  }
+  const found = new Set<WindowEntry>();
+  for (const phid of phids) for (const entry of index.get(phid) ?? []) found.add(entry);
+  return [...found].sort((a, b) => a.position.offset - b.position.offset);
+}

@@ -1,4 +1,4 @@
-import { readRecent } from './history-store';
+import { addressedTo, readRecent } from './history-store';
 import type { Envelope } from '@tidings/protocol';
 import { MemoryHistory } from './memory-history';
 
@@ -125,5 +125,19 @@ describe('MemoryHistory windows', () => {
     expect(h.holds('i')).toBe(true);
     clock.t += 2_000;
     expect(h.holds('i')).toBe(false);
+  });
+});
+
+describe('addressedTo', () => {
+  it("answers a replay from the window's per-PHID index: each matching message once, oldest first", async () => {
+    const h = new MemoryHistory();
+    h.add(envelope('i', 'a', Date.now(), ['P1', 'P2']));
+    h.add(envelope('i', 'b', Date.now(), ['P3']));
+    h.add(envelope('i', 'c', Date.now(), ['P2', 'P1']));
+    const window = await h.window('i', 60_000);
+    expect(addressedTo(window, ['P1', 'P2']).map((e) => e.id)).toEqual(['a', 'c']);
+    expect(addressedTo(window, ['P3', 'P1']).map((e) => e.id)).toEqual(['a', 'b', 'c']);
+    expect(addressedTo(window, ['nobody'])).toEqual([]);
+    expect(addressedTo(window, [])).toEqual([]);
   });
 });

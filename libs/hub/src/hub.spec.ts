@@ -687,3 +687,17 @@ describe('Hub: the node-wide subscription budget', () => {
     for (let i = 0; i < 1_000; i++) expect(unbounded.take()).toBe(true);
   });
 });
+
+describe('Hub: subscriptionsOf', () => {
+  it("lists a member's PHIDs now, each once, whatever it unsubscribed and re-subscribed", () => {
+    const hub = new Hub();
+    const m = { instance: 'i', send() {} };
+    hub.add(m);
+    hub.subscribe(m, ['A', 'B', 'C']);
+    hub.unsubscribe(m, ['B']);
+    hub.subscribe(m, ['A', 'D', 'B']);
+    expect([...hub.subscriptionsOf(m)].sort()).toEqual(['A', 'B', 'C', 'D']);
+    hub.remove(m);
+    expect([...hub.subscriptionsOf(m)]).toEqual([]);
+  });
+});

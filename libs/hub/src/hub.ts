@@ -243,6 +243,19 @@ export class Hub<M extends HubMember = HubMember> extends EventEmitter<HubEvents
     return instance === undefined ? this.members.size : (this.perInstance.get(instance) ?? 0);
   }
 
+  /** The PHIDs a member is subscribed to now (replays look its history up by them). */
+  *subscriptionsOf(member: M): IterableIterator<string> {
+    const held = this.members.get(member);
+    const byPhid = this.index.get(member.instance);
+    if (!held || !byPhid) return;
+    const seen = new Set<string>();
+    for (const phid of held.phids) {
+      if (seen.has(phid) || !holds(byPhid.get(phid), member)) continue;
+      seen.add(phid);
+      yield phid;
+    }
+  }
+
   subscriptionCount(member: M): number {
     return this.members.get(member)?.count ?? 0;
   }

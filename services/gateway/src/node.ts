@@ -17,7 +17,7 @@ import {
   type Notification,
 } from '@tidings/protocol';
 import { Hub, SubscriptionBudget, type HubMember } from '@tidings/hub';
-import { after, within, type HistoryStore } from '@tidings/history';
+import { addressedTo, isRecovered, within, type HistoryStore } from '@tidings/history';
 import { WindowReads } from './window-reads';
 import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
@@ -295,7 +295,7 @@ export class TidingsNode {
    * in a replay by position.
    */
   async replay(member: HubMember, request: ReplayRequest): Promise<number> {
-    const { entries, after } = await this.replayFor(member.instance, request, (phids) => this.hub.isSubscribedToAny(member, phids));
+    const { entries, after } = await this.replayFor(member.instance, request, this.hub.subscriptionsOf(member));
     const positioned = member.positions === true || request.kind === 'since';
     for (const entry of entries) {
       const frame = Buffer.from(positioned && entry.position ? framedWithPosition(entry.frame, entry.position) : entry.frame);
@@ -315,24 +315,29 @@ export class TidingsNode {
    * history is now), oldest first, that `wants` accepts by their PHIDs. Only that window is
    * read from history; its cost is counted (entries read, entries kept, read time).
    */
-  async replayFor(instance: string, request: ReplayRequest, wants: (phids: readonly string[]) => boolean): Promise<ReplayResult> {
+  async replayFor(instance: string, request: ReplayRequest, phids: Iterable<string>): Promise<ReplayResult> {
     this.counters.replays++;
     const started = performance.now();
-    let entries: Envelope[];
-    let afterResult: ReplayResult['after'];
-    if (request.kind === 'age') entries = within(await this.reads.read(instance, request.ageMs), request.ageMs);
-    else {
-      const found = after(await this.reads.read(instance, Number.POSITIVE_INFINITY), request.since);
-      entries = found.entries;
-      afterResult = { recovered: found.recovered, head: found.head };
-      if (!found.recovered) this.counters.replaysNotRecovered++;
-    }
+    const window = await this.reads.read(instance, request.kind === 'age' ? request.ageMs : Number.POSITIVE_INFINITY);
     const ms = performance.now() - started;
     for (const observe of this.counters.replayReadObservers) observe(ms);
-    this.counters.replayEntriesRead += entries.length;
-    const wanted = entries.filter((entry) => wants(entry.subscribers));
-    this.counters.replayEntriesSent += wanted.length;
-    return { entries: wanted, after: afterResult };
+    // Looked up by the socket's PHIDs in the window's shared index: the cost follows what
+    // it matches, not the window's size.
+    const matching = addressedTo(window, phids);
+    this.counters.replayEntriesRead += matching.length;
+    let entries: Envelope[];
+    let afterResult: ReplayResult['after'];
+    if (request.kind === 'age') entries = matching.filter((e) => e.ageMs <= request.ageMs);
+    else {
+      const { head } = window;
+      const from = request.since.epoch === head.epoch ? request.since.offset : -1;
+      entries = matching.filter((e) => e.position.offset > from);
+      const recovered = isRecovered(request.since, head, window.oldestOffset);
+      afterResult = { recovered, head };
+      if (!recovered) this.counters.replaysNotRecovered++;
+    }
+    this.counters.replayEntriesSent += entries.length;
+    return { entries, after: afterResult };
   }
 
   /** Where an instance's history is now (a client that turns positions on starts from it). */

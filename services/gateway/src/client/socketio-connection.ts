@@ -116,6 +116,12 @@ export class SocketIoConnection {
     return this.socket.data.positions === true;
   }
 
+  /** The PHIDs it is subscribed to: its rooms of this instance (its own id room aside). */
+  private *subscribedPhids(): IterableIterator<string> {
+    const prefix = this.room('');
+    for (const room of this.socket.rooms) if (room.startsWith(prefix)) yield room.slice(prefix.length);
+  }
+
   /** The room of one of its subscriptions (sockets with positions on have rooms of their own). */
   private room(phid: string): string {
     return this.positioned ? positionedRoomOf(this.instance, phid) : roomOf(this.instance, phid);
@@ -263,7 +269,7 @@ export class SocketIoConnection {
   private async replay(request: ReplayRequest): Promise<SocketIoAck> {
     let result;
     try {
-      result = await this.options.node.replayFor(this.instance, request, (phids) => phids.some((p) => this.socket.rooms.has(this.room(p))));
+      result = await this.options.node.replayFor(this.instance, request, this.subscribedPhids());
     } catch (err) {
       this.options.node.counters.replaysFailed++;
       this.options.logger.warn({ err: (err as Error).message }, 'replay failed');
