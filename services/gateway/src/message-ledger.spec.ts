@@ -112,3 +112,17 @@ describe('MessageLedger', () => {
     expect(l.has('i', 'slow')).toBe(false); // expires normally once settled
   });
 });
+
+describe('MessageLedger: a store that never settles', () => {
+  it('does not stop the expiry of the ids behind it', () => {
+    let t = 0;
+    const l = ledger({ ttlMs: 100, maxEntries: 50, now: () => t });
+    l.claim('i', 'stuck'); // never settled
+    for (let i = 0; i < 1_000; i++) {
+      t += 1;
+      l.firstDelivery('i', `m${i}`);
+    }
+    expect(l.size).toBeLessThanOrEqual(51);
+    expect(l.claim('i', 'stuck').kind).toBe('wait');
+  });
+});

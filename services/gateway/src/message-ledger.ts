@@ -136,10 +136,9 @@ export class MessageLedger {
     let excess = this.entries.size - this.options.maxEntries + room;
     for (const [key, value] of this.entries) {
       if (excess <= 0 && Math.floor(value / 4) >= minAt) break;
-      if (this.inFlight.has(key)) {
-        // Still being stored: keep it, and stop here rather than scan past it (rare and bounded).
-        break;
-      }
+      // Still being stored: kept, and the scan goes on past it (there are few: one per
+      // publish in flight), so one store that never ends cannot stop expiry for good.
+      if (this.inFlight.has(key)) continue;
       this.entries.delete(key);
       excess--;
     }
