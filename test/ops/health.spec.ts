@@ -2,6 +2,7 @@
  * /healthz and /readyz of in-process gateways. The bus here is a small, real in-process
  * implementation of the Bus contract whose delivery can be stopped while it still reports
  * itself connected: the failure readiness must catch (delivery stopped, health green).
+ * The same failure on a real Redis connection, and its repair, is bus-repair.spec.ts.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +24,8 @@ class StoppableBus extends EventEmitter<BusEvents> implements Bus {
   readonly nodeId = randomBytes(6).toString('hex');
   private connected = false;
   private readonly canaries = new Map<string, () => void>();
+  /** Reconnects the canary asked for. */
+  reconnects: string[] = [];
 
   constructor(private readonly wire: Wire) {
     super();
@@ -34,6 +37,12 @@ class StoppableBus extends EventEmitter<BusEvents> implements Bus {
 
   async start(): Promise<void> {
     this.wire.nodes.add(this);
+    this.setConnected(true);
+  }
+
+  reconnect(reason: string): void {
+    this.reconnects.push(reason);
+    this.setConnected(false);
     this.setConnected(true);
   }
 
@@ -113,6 +122,14 @@ async function waitForReady(adminUrl: string, want: boolean, timeoutMs = 3_000):
   }
 }
 
+async function waitFor(check: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 describe('health endpoints', () => {
   const gateways: Gateway[] = [];
   const sockets: TestSocket[] = [];
@@ -137,7 +154,8 @@ describe('health endpoints', () => {
 
   it('health - with a bus, ready only once a canary came back; a bus that stops delivering turns the node unready, and ready again when delivery resumes', async () => {
     const wire = new Wire();
-    const a = await start({ bus: new StoppableBus(wire) });
+    const aBus = new StoppableBus(wire);
+    const a = await start({ bus: aBus });
     const b = await start({ bus: new StoppableBus(wire) });
     await waitForReady(a.url('admin'), true);
     await waitForReady(b.url('admin'), true);
@@ -159,6 +177,9 @@ describe('health endpoints', () => {
     expect(reasons[0].message).toMatch(/canary/);
     expect((await get(`${a.url('admin')}/healthz`)).status).toBe(200);
     await waitForReady(b.url('admin'), false);
+    // The canary asks a bus that looks connected but does not deliver to reconnect.
+    await waitFor(() => aBus.reconnects.length > 0, 'a reconnect asked by the canary');
+    expect(aBus.reconnects[0]).toMatch(/canary/);
 
     wire.delivering = true;
     await waitForReady(a.url('admin'), true);

@@ -2,3 +2,4 @@ export * from './redis';
 export * from './gateway-process';
 export * from './ws-client';
 export * from './http';
+export * from './tcp-proxy';

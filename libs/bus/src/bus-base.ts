@@ -40,7 +40,7 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   private reportedDown = false;
   private readonly canaries = new Map<string, (err: Error | null, receivedAt?: number) => void>();
   /** Counts for /status/ and metrics. */
-  readonly stats = { published: 0, received: 0, echoesDropped: 0, malformed: 0 };
+  readonly stats = { published: 0, received: 0, echoesDropped: 0, malformed: 0, reconnects: 0 };
   private readonly echoPrefix: string;
 
   constructor(options: BusBaseOptions) {
@@ -57,6 +57,17 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
 
   abstract start(): Promise<void>;
   abstract close(): Promise<void>;
+
+  /** See Bus.reconnect: marks the bus down since the silence began, then lets the backend reconnect. */
+  reconnect(reason: string, silentSince: number | null): void {
+    this.stats.reconnects++;
+    this.logger.warn({ nodeId: this.nodeId, reason, silentSince }, 'bus: connected but not delivering; reconnecting');
+    this.markDown(new BusError('BUS_DOWN', `bus: reconnecting (${reason})`), silentSince ?? undefined);
+    this.dropConnection();
+  }
+
+  /** Drops the backend's subscription so that it re-establishes it and calls markUp(). */
+  protected abstract dropConnection(): void;
   /** Sends encoded text to every node on the channel, this one included. */
   protected abstract send(text: string, kind: 'message' | 'canary'): Promise<void>;
 
@@ -137,10 +148,14 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
     this.emit('up', { reconnect, downSince });
   }
 
-  /** The backend lost its connection (or never had one). Reported once per outage. */
-  protected markDown(error: Error): void {
+  /**
+   * The backend lost its connection (or never had one). Reported once per outage. `since`:
+   * when delivery actually stopped, if earlier than now (a silent failure found later).
+   */
+  protected markDown(error: Error, since?: number): void {
     this.connected = false;
-    if (this.downSince === null) this.downSince = this.now();
+    const at = since === undefined ? this.now() : Math.min(since, this.now());
+    if (this.downSince === null || at < this.downSince) this.downSince = at;
     this.failCanaries(error);
     if (this.reportedDown) return;
     this.reportedDown = true;

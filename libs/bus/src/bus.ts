@@ -39,6 +39,12 @@ export interface Bus extends EventEmitter<BusEvents> {
    * delivery, not just a connection (readiness and the round-trip histogram use it).
    */
   roundTrip(timeoutMs: number): Promise<number>;
+  /**
+   * Drops and re-establishes the subscription, for a bus that looks connected but has
+   * stopped delivering (the canary says so). The `up` that follows has `reconnect: true`
+   * and `downSince` no later than `silentSince`, so the gateway backfills the silent period.
+   */
+  reconnect(reason: string, silentSince: number | null): void;
   /** Extra state for /status/ (counters, downSince); optional. */
   describe?(): Record<string, unknown>;
   /** Unsubscribes and closes what it created. Idempotent. */

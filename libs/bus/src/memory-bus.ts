@@ -98,6 +98,11 @@ export class MemoryBus extends BusBase {
     else this.markDown(new BusError('BUS_DOWN', up ? 'memory bus: node unreachable' : 'memory bus: hub is down'));
   }
 
+  /** Reconnects at once: down, then up again (if the hub and this node are reachable). */
+  protected dropConnection(): void {
+    queueMicrotask(() => this.hubChanged(this.hub.isUp));
+  }
+
   /** Delivers raw text as if it came from the channel (tests of malformed traffic). */
   inject(text: string): void {
     this.onText(text);

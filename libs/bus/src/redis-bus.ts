@@ -145,6 +145,18 @@ export class RedisBus extends BusBase {
     return this.closing;
   }
 
+  /**
+   * Cuts the subscriber's TCP connection; ioredis reconnects (retry policy) and the 'ready'
+   * handler subscribes again. Destroyed, not ended: a peer that stopped answering would
+   * never finish a graceful close. On a Cluster, the client reconnects as a whole.
+   */
+  protected dropConnection(): void {
+    if (this.state !== 'running') return;
+    const stream = (this.subscriber as { stream?: { destroy(): void } }).stream;
+    if (stream && !(this.subscriber as { isCluster?: boolean }).isCluster) stream.destroy();
+    else this.subscriber.disconnect(true);
+  }
+
   private async doClose(): Promise<void> {
     const wasRunning = this.state === 'running';
     this.state = 'closing';

@@ -44,82 +44,111 @@ const factories: [string, (options: HistoryOptions) => HistoryStore][] = [
   ],
 ];
 
-function envelope(instance: string, id: string, acceptedAt: number, subscribers = ['PHID-USER-a']): Envelope {
-  return { id, instance, subscribers, frame: JSON.stringify({ subscribers, key: id }), acceptedAt };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function envelope(instance: string, id: string, subscribers = ['PHID-USER-a']): Envelope {
+  return { id, instance, subscribers, frame: JSON.stringify({ subscribers, key: id }), acceptedAt: Date.now() };
 }
 
-describe.each(factories)('history store conformance - %s', (_name, create) => {
-  let clock = 1_700_000_000_000;
-  const now = () => clock;
-  let store: HistoryStore;
+const ids = (entries: Envelope[]) => entries.map((e) => e.id);
 
-  beforeEach(() => {
-    clock = 1_700_000_000_000;
-  });
+// Every store keeps time on its own clock (Redis's TIME for RedisHistory), so these tests use
+// real time with short windows rather than a fake clock.
+describe.each(factories)('history store conformance - %s', (_name, create) => {
+  let store: HistoryStore;
 
   afterEach(async () => {
     await store.close();
   });
 
-  it('returns messages at or after sinceMs, oldest first, with every field', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 60_000 });
-    for (let i = 0; i < 5; i++) await store.append(envelope('default', `m${i}`, clock + i * 10));
-    clock += 100;
-    const all = await store.since('default', 0);
-    expect(all.map((e) => e.id)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
-    expect(all[2]).toEqual(envelope('default', 'm2', 1_700_000_000_020));
-    expect((await store.since('default', 1_700_000_000_020)).map((e) => e.id)).toEqual(['m2', 'm3', 'm4']);
+  it('returns the messages of the window, oldest first, with every field', async () => {
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    const sent: Envelope[] = [];
+    for (let i = 0; i < 5; i++) {
+      sent.push(envelope('default', `m${i}`));
+      await store.append(sent[i]);
+    }
+    const all = await store.recent('default', 60_000);
+    expect(ids(all)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(all[2]).toEqual(sent[2]);
+  });
+
+  it('reads only the requested window', async () => {
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    await store.append(envelope('default', 'early'));
+    await sleep(300);
+    await store.append(envelope('default', 'late'));
+    expect(ids(await store.recent('default', 150))).toEqual(['late']);
+    expect(ids(await store.recent('default', 60_000))).toEqual(['early', 'late']);
+    // Never more than the history window, whatever is asked.
+    expect(ids(await store.recent('default', 10 * 60_000))).toEqual(['early', 'late']);
   });
 
   it('keeps the order of appends within one millisecond', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 60_000 });
-    const ids = ['z', 'a', 'm', 'b'];
-    for (const id of ids) await store.append(envelope('default', id, clock));
-    expect((await store.since('default', 0)).map((e) => e.id)).toEqual(ids);
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    const order = ['z', 'a', 'm', 'b'];
+    await Promise.all(order.map((id) => store.append(envelope('default', id))));
+    expect(ids(await store.recent('default', 60_000))).toEqual(order);
   });
 
   it('keeps at most maxMessages per instance, dropping the oldest', async () => {
-    store = create({ now, maxMessages: 3, maxAgeMs: 60_000 });
-    for (let i = 0; i < 5; i++) await store.append(envelope('default', `m${i}`, clock + i));
-    await store.append(envelope('other', 'o1', clock));
-    expect((await store.since('default', 0)).map((e) => e.id)).toEqual(['m2', 'm3', 'm4']);
-    expect((await store.since('other', 0)).map((e) => e.id)).toEqual(['o1']);
+    store = create({ maxMessages: 3, maxAgeMs: 60_000 });
+    for (let i = 0; i < 5; i++) await store.append(envelope('default', `m${i}`));
+    await store.append(envelope('other', 'o1'));
+    expect(ids(await store.recent('default', 60_000))).toEqual(['m2', 'm3', 'm4']);
+    expect(ids(await store.recent('other', 60_000))).toEqual(['o1']);
   });
 
-  it('drops messages older than maxAgeMs', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 1_000 });
-    await store.append(envelope('default', 'old', clock));
-    clock += 600;
-    await store.append(envelope('default', 'new', clock));
-    clock += 600;
-    expect((await store.since('default', 0)).map((e) => e.id)).toEqual(['new']);
-    expect(await store.stats('default')).toEqual({ size: 1, oldestAt: clock - 600 });
-    clock += 1_000;
-    expect(await store.since('default', 0)).toEqual([]);
-    expect(await store.stats('default')).toEqual({ size: 0, oldestAt: null });
+  it('drops messages older than maxAgeMs, on its own clock', async () => {
+    store = create({ maxMessages: 100, maxAgeMs: 400 });
+    await store.append(envelope('default', 'old'));
+    await sleep(250);
+    await store.append(envelope('default', 'new'));
+    await sleep(250);
+    expect(ids(await store.recent('default', 60_000))).toEqual(['new']);
+    const stats = await store.stats('default');
+    expect(stats.size).toBe(1);
+    expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(200);
+    expect(stats.oldestAgeMs).toBeLessThan(400);
+    await sleep(250);
+    expect(await store.recent('default', 60_000)).toEqual([]);
+    expect(await store.stats('default')).toEqual({ size: 0, oldestAgeMs: null });
   });
 
   it('keeps instances apart', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 60_000 });
-    await store.append(envelope('a', '1', clock));
-    await store.append(envelope('b', '2', clock));
-    expect((await store.since('a', 0)).map((e) => e.id)).toEqual(['1']);
-    expect((await store.since('b', 0)).map((e) => e.id)).toEqual(['2']);
-    expect(await store.since('c', 0)).toEqual([]);
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    await store.append(envelope('a', '1'));
+    await store.append(envelope('b', '2'));
+    expect(ids(await store.recent('a', 60_000))).toEqual(['1']);
+    expect(ids(await store.recent('b', 60_000))).toEqual(['2']);
+    expect(await store.recent('c', 60_000)).toEqual([]);
   });
 
-  it('reports size and the oldest message time', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 60_000 });
-    expect(await store.stats('default')).toEqual({ size: 0, oldestAt: null });
-    await store.append(envelope('default', '1', clock - 50));
-    await store.append(envelope('default', '2', clock));
-    expect(await store.stats('default')).toEqual({ size: 2, oldestAt: clock - 50 });
+  it('reports size and the age of the oldest message', async () => {
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    expect(await store.stats('default')).toEqual({ size: 0, oldestAgeMs: null });
+    await store.append(envelope('default', '1'));
+    await sleep(100);
+    await store.append(envelope('default', '2'));
+    const stats = await store.stats('default');
+    expect(stats.size).toBe(2);
+    expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(90);
+    expect(stats.oldestAgeMs).toBeLessThan(5_000);
+  });
+
+  it('reports the sizes of several instances at once', async () => {
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    for (const [instance, n] of [['a', 1], ['b', 3]] as const) {
+      for (let i = 0; i < n; i++) await store.append(envelope(instance, `${instance}${i}`));
+    }
+    expect(await store.sizes(['a', 'b', 'empty'])).toEqual(new Map([['a', 1], ['b', 3], ['empty', 0]]));
+    expect(await store.sizes([])).toEqual(new Map());
   });
 
   it('keeps unicode frames byte for byte', async () => {
-    store = create({ now, maxMessages: 100, maxAgeMs: 60_000 });
-    const e = { ...envelope('default', 'u', clock), frame: JSON.stringify({ subscribers: ['x'], text: 'héllo ✓ 日本 🎉' }) };
+    store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+    const e = { ...envelope('default', 'u'), frame: JSON.stringify({ subscribers: ['x'], text: 'héllo ✓ 日本 🎉' }) };
     await store.append(e);
-    expect((await store.since('default', 0))[0].frame).toBe(e.frame);
+    expect((await store.recent('default', 60_000))[0].frame).toBe(e.frame);
   });
 });

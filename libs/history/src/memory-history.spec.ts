@@ -19,12 +19,12 @@ describe('MemoryHistory', () => {
     await h.append(envelope('other', 'o1', clock.t));
     clock.t += 10;
     await h.append(envelope('acme', 'a2', clock.t));
-    expect((await h.since('acme', 0)).map((e) => e.id)).toEqual(['a1', 'a2']);
-    expect((await h.since('other', 0)).map((e) => e.id)).toEqual(['o1']);
-    expect(await h.since('nobody', 0)).toEqual([]);
+    expect((await h.recent('acme', 60_000)).map((e) => e.id)).toEqual(['a1', 'a2']);
+    expect((await h.recent('other', 60_000)).map((e) => e.id)).toEqual(['o1']);
+    expect(await h.recent('nobody', 60_000)).toEqual([]);
   });
 
-  it('since() returns messages accepted at or after the given time', async () => {
+  it('entriesSince() returns messages accepted at or after the given time', async () => {
     const clock = new FakeClock();
     const h = new MemoryHistory({ now: clock.now });
     for (let i = 0; i < 5; i++) h.add(envelope('i', `m${i}`, clock.t + i * 100));
@@ -40,7 +40,7 @@ describe('MemoryHistory', () => {
     h.add(envelope('quiet', 'q0', clock.t));
     expect(h.entriesSince('busy', 0).map((e) => e.id)).toEqual(['b2', 'b3', 'b4']);
     expect(h.entriesSince('quiet', 0).map((e) => e.id)).toEqual(['q0']);
-    expect(await h.stats('busy')).toEqual({ size: 3, oldestAt: clock.t });
+    expect(await h.stats('busy')).toEqual({ size: 3, oldestAgeMs: 0 });
     expect(h.totalSize()).toBe(4);
   });
 
@@ -50,15 +50,15 @@ describe('MemoryHistory', () => {
     h.add(envelope('i', 'old', clock.t));
     clock.t += 600;
     h.add(envelope('i', 'new', clock.t));
-    expect(h.statsOf('i')).toEqual({ size: 2, oldestAt: clock.t - 600 });
+    expect(h.statsOf('i')).toEqual({ size: 2, oldestAgeMs: 600 });
     clock.t += 400; // "old" is exactly 1000 ms old: still kept
     expect(h.entriesSince('i', 0).map((e) => e.id)).toEqual(['old', 'new']);
     clock.t += 1; // now it is past the bound
     expect(h.entriesSince('i', 0).map((e) => e.id)).toEqual(['new']);
-    expect(h.statsOf('i')).toEqual({ size: 1, oldestAt: clock.t - 401 });
+    expect(h.statsOf('i')).toEqual({ size: 1, oldestAgeMs: 401 });
     clock.t += 1_000;
-    expect(h.statsOf('i')).toEqual({ size: 0, oldestAt: null });
-    expect(await h.since('i', 0)).toEqual([]);
+    expect(h.statsOf('i')).toEqual({ size: 0, oldestAgeMs: null });
+    expect(await h.recent('i', 60_000)).toEqual([]);
   });
 
   it('returns nothing on the first read after every message expired', () => {
@@ -69,7 +69,7 @@ describe('MemoryHistory', () => {
     expect(h.entriesSince('i', 0)).toEqual([]);
     h.add(envelope('j', 'b', clock.t));
     clock.t += 101;
-    expect(h.statsOf('j')).toEqual({ size: 0, oldestAt: null });
+    expect(h.statsOf('j')).toEqual({ size: 0, oldestAgeMs: null });
     expect(h.totalSize()).toBe(0);
   });
 
@@ -98,7 +98,7 @@ describe('MemoryHistory', () => {
 
   it('reports empty stats for an unknown instance', async () => {
     const h = new MemoryHistory();
-    expect(await h.stats('x')).toEqual({ size: 0, oldestAt: null });
+    expect(await h.stats('x')).toEqual({ size: 0, oldestAgeMs: null });
   });
 
   it('close() drops everything', async () => {
@@ -106,5 +106,23 @@ describe('MemoryHistory', () => {
     h.add(envelope('i', 'a', Date.now()));
     await h.close();
     expect(h.totalSize()).toBe(0);
+  });
+});
+
+describe('MemoryHistory windows', () => {
+  it('recent() reads the requested window on its own clock, never past maxAgeMs', async () => {
+    const clock = new FakeClock();
+    const h = new MemoryHistory({ maxAgeMs: 1_000, now: clock.now });
+    h.add(envelope('i', 'a', clock.t));
+    clock.t += 500;
+    h.add(envelope('i', 'b', clock.t));
+    clock.t += 100;
+    expect((await h.recent('i', 200)).map((e) => e.id)).toEqual(['b']);
+    expect((await h.recent('i', 600)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect((await h.recent('i', 100_000)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect(await h.sizes(['i', 'none'])).toEqual(new Map([['i', 2], ['none', 0]]));
+    expect(h.holds('i')).toBe(true);
+    clock.t += 2_000;
+    expect(h.holds('i')).toBe(false);
   });
 });

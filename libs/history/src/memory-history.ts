@@ -12,7 +12,7 @@ export class MemoryHistory implements HistoryStore {
   private readonly maxAgeMs: number;
   private readonly now: () => number;
 
-  constructor(options: HistoryOptions = {}) {
+  constructor(options: HistoryOptions & { /** Clock, for tests. Default Date.now. */ now?: () => number } = {}) {
     this.maxMessages = options.maxMessages ?? HISTORY_DEFAULTS.maxMessages;
     this.maxAgeMs = options.maxAgeMs ?? HISTORY_DEFAULTS.maxAgeMs;
     this.now = options.now ?? Date.now;
@@ -43,16 +43,25 @@ export class MemoryHistory implements HistoryStore {
     return out;
   }
 
-  since(instance: string, sinceMs: number): Promise<Envelope[]> {
-    return Promise.resolve(this.entriesSince(instance, sinceMs));
+  recent(instance: string, ageMs: number): Promise<Envelope[]> {
+    return Promise.resolve(this.entriesSince(instance, this.now() - Math.min(ageMs, this.maxAgeMs)));
   }
 
   statsOf(instance: string): HistoryStats {
     const log = this.logs.get(instance);
-    if (!log) return { size: 0, oldestAt: null };
+    if (!log) return { size: 0, oldestAgeMs: null };
     this.prune(instance, log);
     const size = log.entries.length - log.head;
-    return { size, oldestAt: size ? log.entries[log.head].acceptedAt : null };
+    return { size, oldestAgeMs: size ? this.now() - log.entries[log.head].acceptedAt : null };
+  }
+
+  sizes(instances: readonly string[]): Promise<Map<string, number>> {
+    return Promise.resolve(new Map(instances.map((i) => [i, this.statsOf(i).size])));
+  }
+
+  /** Whether the instance has kept messages now (per-instance state may be let go when not). */
+  holds(instance: string): boolean {
+    return this.statsOf(instance).size > 0;
   }
 
   stats(instance: string): Promise<HistoryStats> {

@@ -2,7 +2,7 @@
 import { Redis } from 'ioredis';
 import type { Envelope } from '@tidings/protocol';
 import { startRedis, startRedisServer, type RedisHandle } from '@tidings/testing';
-import { RedisHistory } from './redis-history';
+import { HistoryError, RedisHistory } from './redis-history';
 
 let redis: RedisHandle;
 const clients: Redis[] = [];
@@ -47,7 +47,7 @@ describe('RedisHistory', () => {
     expect(await history.appendOnce(envelope('a'))).toBe(false);
     await Promise.all([history.append(envelope('b')), history.append(envelope('b')), history.append(envelope('b'))]);
     expect(await history.appendOnce(envelope('a', Date.now(), 'other'))).toBe(true);
-    expect((await history.since('default', 0)).map((e) => e.id)).toEqual(['a', 'b']);
+    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['a', 'b']);
     expect(history.counts).toMatchObject({ stored: 3, duplicates: 3 });
   });
 
@@ -55,7 +55,7 @@ describe('RedisHistory', () => {
     const history = new RedisHistory({ client: client(), keys: freshKeys(), maxMessages: 2 });
     for (const id of ['1', '2', '3']) await history.append(envelope(id));
     await history.append(envelope('1'));
-    expect((await history.since('default', 0)).map((e) => e.id)).toEqual(['2', '3']);
+    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['2', '3']);
   });
 
   it('publishes the announcement in the append script, once per stored id', async () => {
@@ -87,16 +87,58 @@ describe('RedisHistory', () => {
       await history.append(envelope('before'));
       await own.stop();
       const started = Date.now();
-      await expect(history.append(envelope('during'))).rejects.toThrow();
-      await expect(history.since('default', 0)).rejects.toThrow();
+      const append = history.append(envelope('during'));
+      await expect(append).rejects.toBeInstanceOf(HistoryError);
+      await expect(append).rejects.toThrow(/^history append: /);
+      await expect(history.recent('default', 60_000)).rejects.toThrow(/^history read: /);
+      await expect(history.stats('default')).rejects.toThrow(/^history stats: /);
       expect(Date.now() - started).toBeLessThan(1_500);
       await own.start();
       await new Promise((r) => (c.status === 'ready' ? r(null) : c.once('ready', r)));
       await history.append(envelope('after'));
-      expect((await history.since('default', 0)).map((e) => e.id)).toEqual(['after']);
+      expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['after']);
     } finally {
       await own.stop();
     }
+  });
+
+  it('trims by age inside the append script, not only when reading', async () => {
+    const keys = freshKeys();
+    const c = client();
+    const history = new RedisHistory({ client: c, keys, maxAgeMs: 200 });
+    await history.append(envelope('old'));
+    expect(await c.zcard(keys.historyLog('default'))).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    await history.append(envelope('new'));
+    // Read straight from Redis: the old member is gone from the set itself.
+    const members = await c.zrange(keys.historyLog('default'), 0, -1);
+    expect(members.map((m) => (JSON.parse(m.slice(16)) as Envelope).id)).toEqual(['new']);
+  });
+
+  it('sets TTLs on every key it writes, so an idle instance leaves nothing behind', async () => {
+    const keys = freshKeys();
+    const c = client();
+    const history = new RedisHistory({ client: c, keys, maxAgeMs: 1_000 });
+    await history.append(envelope('a'));
+    for (const key of [keys.historyLog('default'), keys.historySeq('default')]) {
+      const ttl = await c.pttl(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(1_000 + 10_000);
+    }
+    const seenTtl = await c.pttl(keys.historySeen('default', 'a'));
+    expect(seenTtl).toBeGreaterThan(1_000 + 10_000); // outlives the log: a late copy is not stored again
+    expect(seenTtl).toBeLessThanOrEqual(2 * 1_000 + 10_000);
+  });
+
+  it("uses Redis's clock, not the node's: a node whose clock is off still stores and replays the same window", async () => {
+    const keys = freshKeys();
+    const history = new RedisHistory({ client: client(), keys, maxAgeMs: 300 });
+    // Two nodes, one two minutes behind and one two minutes ahead of Redis.
+    await history.append(envelope('behind', Date.now() - 120_000));
+    await history.append(envelope('ahead', Date.now() + 120_000));
+    expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['behind', 'ahead']);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await history.recent('default', 60_000)).toEqual([]); // both aged out together
   });
 
   it('times out a command that Redis does not answer', async () => {

@@ -31,6 +31,8 @@ export interface CanaryState {
   /** Canaries sent and failed since start. */
   sent: number;
   failed: number;
+  /** Reconnects asked of a bus that looked connected but did not deliver. */
+  repairs: number;
 }
 
 export class BusCanary {
@@ -39,7 +41,9 @@ export class BusCanary {
   private running = false;
   private closed = false;
   private inFlight: Promise<void> | null = null;
-  private readonly state: CanaryState = { lastOkAt: null, lastRoundTripMs: null, lastError: null, sent: 0, failed: 0 };
+  private readonly state: CanaryState = { lastOkAt: null, lastRoundTripMs: null, lastError: null, sent: 0, failed: 0, repairs: 0 };
+  private startedAt = 0;
+  private lastRepairAt: number | null = null;
   private readonly onUp = () => this.runSoon(0);
 
   constructor(options: BusCanaryOptions) {
@@ -63,6 +67,7 @@ export class BusCanary {
   start(): void {
     if (this.running || this.closed) return;
     this.running = true;
+    this.startedAt = this.options.now();
     // A bus that comes back is checked at once rather than at the next tick.
     this.options.bus.on('up', this.onUp);
     this.runSoon(0);
@@ -129,6 +134,26 @@ export class BusCanary {
       const message = (err as Error).message;
       if (this.state.lastError === null) logger.warn({ err: message }, 'bus canary failed: the bus is not delivering');
       this.state.lastError = message;
+      this.repairIfSilent();
     }
+  }
+
+  /**
+   * A bus that says it is connected while no canary came back within maxAgeMs has failed
+   * silently (a lost subscription, a peer that stopped answering): reconnect it. A bus that
+   * knows it is down reconnects by itself; one late canary is not yet a failure.
+   */
+  private repairIfSilent(): void {
+    const { bus, maxAgeMs, now, logger } = this.options;
+    if (!this.running || !bus.isConnected) return;
+    const fresh = this.freshness();
+    if (fresh.ok) return;
+    const t = now();
+    if (this.lastRepairAt !== null && t - this.lastRepairAt < maxAgeMs) return;
+    this.lastRepairAt = t;
+    this.state.repairs++;
+    const silentSince = this.state.lastOkAt ?? this.startedAt;
+    logger.warn({ silentSince, reason: fresh.reason }, 'bus canary: connected but not delivering; reconnecting the bus and backfilling');
+    bus.reconnect(fresh.reason, silentSince);
   }
 }

@@ -2,5 +2,5 @@ export * from './gateway';
 export * from './node';
 export * from './config';
 export * from './logging';
-export * from './seen-ids';
+export * from './message-ledger';
 export { createCollaborators } from './wiring';

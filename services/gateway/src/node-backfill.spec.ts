@@ -17,16 +17,19 @@ class UnreachableAtFirst implements HistoryStore {
   append(entry: Envelope) {
     return this.inner.append(entry);
   }
-  async since(instance: string, sinceMs: number) {
+  async recent(instance: string, ageMs: number) {
     this.reads++;
     if (this.failures > 0) {
       this.failures--;
       throw new Error('history: Redis did not answer within 500 ms');
     }
-    return this.inner.since(instance, sinceMs);
+    return this.inner.recent(instance, ageMs);
   }
   stats(instance: string) {
     return this.inner.stats(instance);
+  }
+  sizes(instances: readonly string[]) {
+    return this.inner.sizes(instances);
   }
   close() {
     return Promise.resolve();

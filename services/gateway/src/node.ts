@@ -17,7 +17,7 @@ import type { HistoryStore } from '@tidings/history';
 import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
 import { Counters } from './counters';
-import { SeenIds } from './seen-ids';
+import { MessageLedger, type Settle } from './message-ledger';
 
 export interface NodeOptions {
   history: HistoryStore;
@@ -49,8 +49,6 @@ export interface ExtraDelivery {
   instances(): Iterable<string>;
 }
 
-const unstoredKey = (instance: string, id: string): string => `${instance}\u0000${id}`;
-
 const BACKFILL_RETRY_MIN_MS = 250;
 const BACKFILL_RETRY_MAX_MS = 2_000;
 
@@ -62,17 +60,13 @@ export class TidingsNode {
   readonly bus?: Bus;
   readonly relay?: Relay;
   readonly startedAt: number;
-  private readonly seen: SeenIds;
+  /** Which ids this node has delivered and stored: the one place duplicates are decided. */
+  private readonly ledger: MessageLedger;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly historyMaxAgeMs: number;
   private readonly totals = new Map<string, number>();
   private readonly extra: ExtraDelivery[] = [];
-  /**
-   * Messages delivered here whose history append failed (answered 503). A retry of the same
-   * id is not delivered again but must still be stored before it may be answered 200.
-   */
-  private readonly unstored = new Map<string, Envelope>();
   /** Earliest time (epoch ms) a backfill is owed from; null when none is. */
   private backfillFrom: number | null = null;
   /** When that debt began (epoch ms): past the history window, whatever it held has aged out. */
@@ -90,7 +84,7 @@ export class TidingsNode {
     this.startedAt = this.now();
     this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket });
     // Remember ids well past the history window, so a late copy from a slow path is still caught.
-    this.seen = new SeenIds({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
+    this.ledger = new MessageLedger({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
     this.bus?.on('message', (message) => this.onBusMessage(message));
     this.bus?.on('up', (info) => {
       if (info.reconnect) this.startBackfill(info.downSince);
@@ -105,8 +99,10 @@ export class TidingsNode {
   /**
    * Accepts a message from a publisher or a peer. Resolves once it is recorded in history
    * (shared history with Redis: replayable from every node); local delivery, bus and relay
-   * have been started by then. `assignedId` is the id a Tidings peer gave a message
-   * that had no `uniqueID`.
+   * have been started by then. A copy of an id that is being stored waits for that store
+   * and shares its outcome, so no answer says more than was done. Rejects with
+   * HistoryUnavailableError when the message could not be stored. `assignedId` is the id a
+   * Tidings peer gave a message that had no `uniqueID`.
    */
   async publish(instance: string, message: Notification, assignedId?: string): Promise<PublishResult> {
     this.counters.messagesIn++;
@@ -117,45 +113,45 @@ export class TidingsNode {
     }
     const id =
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
-    if (!this.seen.markNew(instance, id)) {
+    const claim = this.ledger.claim(instance, id);
+    if (claim.kind !== 'new') {
       this.counters.duplicatesDropped++;
-      const pending = this.unstored.size === 0 ? undefined : this.unstored.get(unstoredKey(instance, id));
-      if (pending) await this.store(pending);
+      if (claim.kind === 'wait') await claim.outcome;
+      else if (claim.kind === 'store-only') {
+        // Delivered here before, but its store failed: store this copy, deliver nothing again.
+        message.touched = [...touched, this.fingerprint];
+        await this.store(envelopeOf(instance, id, message, this.now()), claim.settle);
+      }
       return { status: 'duplicate', id };
     }
     // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
     message.touched = [...touched, this.fingerprint];
     const envelope = envelopeOf(instance, id, message, this.now());
-    const stored = this.store(envelope);
+    const stored = this.store(envelope, claim.settle);
     this.deliver(envelope);
-    const published = this.bus ? this.publishToBus(this.bus, envelope) : undefined;
+    // A bus failure is logged, not thrown: the bus has its own state in /status/ and
+    // readiness. Handled where the promise is made, whatever the store does meanwhile.
+    if (this.bus) {
+      this.publishToBus(this.bus, envelope).catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
+    }
     // Answered only once the relay requests are written too: a node killed right after its
     // 200 has still sent the message on to its peers (Aphlict answers first).
     const relayed = this.relay?.send(envelope, message.touched);
-    try {
-      await stored;
-      await relayed;
-    } finally {
-      // A bus failure is logged, not thrown: the bus has its own state in /status/ and readiness.
-      published?.catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
-    }
+    await stored;
+    await relayed;
     return { status: 'accepted', id };
   }
 
-  /** Appends to history; on failure remembers the envelope so a retry of its id can store it. */
-  private async store(envelope: Envelope): Promise<void> {
+  /** Appends to history and settles the ledger's claim with the outcome. */
+  private async store(envelope: Envelope, settle: Settle): Promise<void> {
     try {
       await this.appendToHistory(envelope);
-      // Only a retry of an earlier failure has anything to clear; the hot path skips the key.
-      if (this.unstored.size !== 0) this.unstored.delete(unstoredKey(envelope.instance, envelope.id));
     } catch (err) {
-      const key = unstoredKey(envelope.instance, envelope.id);
-      this.unstored.delete(key);
-      this.unstored.set(key, envelope);
-      // Bounded: the oldest failures are forgotten first.
-      if (this.unstored.size > 10_000) this.unstored.delete(this.unstored.keys().next().value as string);
-      throw new HistoryUnavailableError(`history: ${(err as Error).message}`);
+      const error = new HistoryUnavailableError(`history: ${(err as Error).message}`);
+      settle(error);
+      throw error;
     }
+    settle();
   }
 
   /** Appends to history, timing it for the metrics when anyone listens (with Redis this is the ack latency). */
@@ -192,7 +188,9 @@ export class TidingsNode {
   async replay(member: HubMember, ageMs: number): Promise<number> {
     const entries = await this.replayEntries(member.instance, ageMs, (phids) => this.hub.isSubscribedToAny(member, phids));
     for (const entry of entries) {
-      member.send(Buffer.from(entry.frame));
+      const frame = Buffer.from(entry.frame);
+      this.counters.replayBytes += frame.length;
+      member.send(frame);
       // A long replay waits for the socket to drain instead of tripping the slow-reader bound.
       const writable = member.whenWritable?.();
       if (writable) await writable;
@@ -202,12 +200,19 @@ export class TidingsNode {
 
   /**
    * The kept messages of an instance newer than `ageMs`, oldest first, that `wants` accepts
-   * by their PHIDs: the replay path of sockets that are not hub members (Socket.IO).
+   * by their PHIDs: what a replay sends, on either transport. Only that window is read from
+   * history; its cost is counted (entries read, entries kept, read time).
    */
   async replayEntries(instance: string, ageMs: number, wants: (phids: readonly string[]) => boolean): Promise<Envelope[]> {
     this.counters.replays++;
-    const entries = await this.history.since(instance, this.now() - ageMs);
-    return entries.filter((entry) => wants(entry.subscribers));
+    const started = performance.now();
+    const entries = await this.history.recent(instance, ageMs);
+    const ms = performance.now() - started;
+    for (const observe of this.counters.replayReadObservers) observe(ms);
+    this.counters.replayEntriesRead += entries.length;
+    const wanted = entries.filter((entry) => wants(entry.subscribers));
+    this.counters.replayEntriesSent += wanted.length;
+    return wanted;
   }
 
   /** Counts a new connection for an instance (Aphlict's clients.total). */
@@ -220,7 +225,7 @@ export class TidingsNode {
   }
 
   private onBusMessage(message: BusMessage): void {
-    if (!this.seen.markNew(message.instance, message.id)) {
+    if (!this.ledger.firstDelivery(message.instance, message.id)) {
       this.counters.duplicatesDropped++;
       return;
     }
@@ -253,8 +258,9 @@ export class TidingsNode {
       const instances = new Set(this.hub.instances());
       for (const d of this.extra) for (const instance of d.instances()) instances.add(instance);
       for (const instance of instances) {
-        for (const entry of await this.history.since(instance, from)) {
-          if (!this.seen.markNew(entry.instance, entry.id)) continue;
+        // The debt as an age on this node's clock; history measures it on its own clock.
+        for (const entry of await this.history.recent(instance, this.now() - from)) {
+          if (!this.ledger.firstDelivery(entry.instance, entry.id)) continue;
           this.deliver(entry);
           delivered++;
         }

@@ -8,6 +8,14 @@ import type { Logger, TidingsConfig } from '@tidings/protocol';
 
 export type RedisConnection = Redis | Cluster;
 
+/**
+ * TCP keepalive on every Redis connection: the first probe after 5 s of silence, then
+ * (Node's libuv) one a second, ten of them. A peer that died without closing (a host gone,
+ * a NAT that forgot the flow) is noticed in about 15 s, not the kernel's default two hours,
+ * and ioredis reconnects. The bus canary covers the failures keepalive cannot see.
+ */
+export const REDIS_KEEPALIVE_MS = 5_000;
+
 /** Reconnect delays: 100 ms, 200 ms, ... capped at 1 s, for ever. */
 export const redisRetryDelay = (attempt: number): number => Math.min(100 * attempt, 1_000);
 
@@ -46,6 +54,7 @@ export function createRedisConnection(redis: TidingsConfig['redis'], options: Re
     connectionName: options.name,
     retryStrategy: redisRetryDelay,
     connectTimeout: Math.max(timeout, 1_000),
+    keepAlive: REDIS_KEEPALIVE_MS,
     ...(options.failFast ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: timeout } : {}),
   };
   if (redis.clusterNodes) {

@@ -38,6 +38,7 @@ export async function serve(args: ServeArgs): Promise<void> {
     pretty: args.debug,
   });
   const { logger } = logging;
+  let gatewayRef: Gateway | undefined;
   process.on('SIGHUP', () => {
     logging.reopen();
     logger.info('log files reopened (SIGHUP)');
@@ -48,6 +49,15 @@ export async function serve(args: ServeArgs): Promise<void> {
   const removePidfile = () => {
     if (pidfile) rmSync(pidfile, { force: true });
   };
+  // A rejected promise nobody handled is a defect, but one confined to the work that made
+  // it (every socket and request handler contains its own failures): log and count it, and
+  // keep serving everyone else. A synchronous uncaught exception below may have left shared
+  // state half-changed, so that one still ends the process.
+  process.on('unhandledRejection', (reason) => {
+    const err = reason instanceof Error ? reason : new Error(String(reason));
+    gatewayRef?.node.counters.internalError('unhandled_rejection');
+    logger.error({ err: err.message, stack: err.stack }, 'unhandled promise rejection (contained)');
+  });
   process.on('uncaughtException', (err) => {
     logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
     removePidfile();
@@ -72,6 +82,7 @@ export async function serve(args: ServeArgs): Promise<void> {
   let gateway: Gateway;
   try {
     gateway = new Gateway({ config, logger, ...createCollaborators(config, logger) });
+    gatewayRef = gateway;
     // Before start(): whoever waits for "gateway started" finds the pidfile already there.
     if (pidfile) {
       mkdirSync(dirname(pidfile), { recursive: true });

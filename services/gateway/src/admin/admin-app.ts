@@ -151,7 +151,13 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
 
   return (req, res) => {
     const url = req.url ?? '/';
-    if (req.method === 'POST' && pathOf(url) === '/') void servePublish(req, res, url);
-    else app(req, res);
+    if (req.method === 'POST' && pathOf(url) === '/') {
+      servePublish(req, res, url).catch((err: Error) => {
+        node.counters.internalError('admin');
+        logger.error({ err: err.message, stack: err.stack }, 'publish handling failed');
+        if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
+        else res.destroy();
+      });
+    } else app(req, res);
   };
 }

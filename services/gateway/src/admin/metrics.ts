@@ -71,24 +71,43 @@ export class GatewayMetrics {
         for (const [reason, n] of c.rejected) this.inc({ reason }, n);
       },
     });
+    new Counter({
+      name: 'tidings_internal_errors_total',
+      help: 'Defects contained where they happened (one socket closed or one request failed, not the process), by place',
+      labelNames: ['where'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [where, n] of c.internalErrors) this.inc({ where }, n);
+      },
+    });
     new Gauge({
       name: 'tidings_history_size',
-      help: 'Messages kept in history, by instance (instances with sockets on this node)',
+      help: 'Messages kept in history, by instance (instances with sockets on this node, and default)',
       labelNames: ['instance'],
       registers,
       async collect() {
         this.reset();
         const instances = new Set(node.hub.instances());
+        for (const [, read] of sources) for (const [instance] of read()) instances.add(instance);
         instances.add('default');
-        for (const instance of instances) {
-          try {
-            this.set({ instance }, (await node.history.stats(instance)).size);
-          } catch {
-            // history unreachable: no sample rather than a wrong one; /readyz and /status/ say why
-          }
+        try {
+          // One round trip per history server, however many instances.
+          for (const [instance, size] of await node.history.sizes([...instances])) this.set({ instance }, size);
+        } catch {
+          // history unreachable: no sample rather than a wrong one; /readyz and /status/ say why
         }
       },
     });
+    counterFrom('tidings_replay_entries_read_total', 'History entries read by replays (the windows asked for)', () => c.replayEntriesRead);
+    counterFrom('tidings_replay_entries_sent_total', "History entries replays sent (those matching the socket's subscriptions)", () => c.replayEntriesSent);
+    const replayRead = new Histogram({
+      name: 'tidings_replay_read_seconds',
+      help: "Time a replay spent reading its window from history",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    c.replayReadObservers.push((ms) => replayRead.observe(ms / 1000));
     new Gauge({
       name: 'tidings_uptime_seconds',
       help: 'Seconds since this node started',
@@ -147,6 +166,11 @@ export class GatewayMetrics {
     }
 
     if (bus) {
+      counterFrom(
+        'tidings_bus_reconnects_total',
+        'Reconnects of a bus that looked connected but did not deliver (asked by the canary)',
+        () => Number(bus.describe?.().reconnects ?? 0),
+      );
       new Gauge({
         name: 'tidings_bus_connected',
         help: '1 when the bus is connected',

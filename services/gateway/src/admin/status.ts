@@ -24,12 +24,12 @@ export class StatusReporter {
     const { node } = this;
     const now = this.now();
     let historySize: number | null = null;
-    let oldestAt: number | null = null;
+    let oldestAgeMs: number | null = null;
     let historyError: string | null = null;
     try {
       const stats = await node.history.stats(instance);
       historySize = stats.size;
-      oldestAt = stats.oldestAt;
+      oldestAgeMs = stats.oldestAgeMs;
     } catch (err) {
       historyError = (err as Error).message;
     }
@@ -43,7 +43,7 @@ export class StatusReporter {
       'messages.out': c.messagesOut,
       version: APHLICT_STATUS_VERSION,
       'history.size': historySize ?? 0,
-      'history.age': oldestAt === null ? null : now - oldestAt,
+      'history.age': oldestAgeMs,
       // Tidings' own keys.
       'tidings.version': this.version,
       fingerprint: node.fingerprint,
@@ -53,7 +53,11 @@ export class StatusReporter {
       'messages.touchedDropped': c.touchedDropped,
       'messages.fromBus': c.busIn,
       'messages.replays': c.replays,
+      'replays.entriesRead': c.replayEntriesRead,
+      'replays.entriesSent': c.replayEntriesSent,
+      'replays.bytes': c.replayBytes,
       'messages.rejected': Object.fromEntries(c.rejected),
+      'errors.internal': Object.fromEntries(c.internalErrors),
       'history.error': historyError,
     };
     for (const [section, read] of Object.entries(this.extras)) status[section] = read();

@@ -48,7 +48,16 @@ export class ClientServer {
       res.writeHead(501);
       res.end(CLIENT_PORT_HTTP_BODY);
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.onUpgrade(req, socket, head);
+      } catch (err) {
+        const e = err as Error;
+        this.options.node.counters.internalError('upgrade');
+        this.options.logger.error({ err: e.message, stack: e.stack }, 'upgrade handling failed; connection dropped');
+        socket.destroy();
+      }
+    });
   }
 
   get connectionCount(): number {
@@ -117,6 +126,9 @@ export class ClientServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.isForeign(req)) return;
+    // node:http takes its own error listener off a socket it hands to 'upgrade': without one,
+    // a client that resets while we answer it would raise an uncaught 'error'.
+    socket.on('error', (err) => this.options.logger.debug({ err: err.message }, 'upgrade socket error'));
     const { node, logger, maxConnections, otherConnections } = this.options;
     if (!this.accepting || (maxConnections > 0 && this.sockets.size + (otherConnections?.() ?? 0) >= maxConnections)) {
       const why = this.accepting ? 'too many connections' : 'shutting down';

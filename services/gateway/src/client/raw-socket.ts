@@ -1,6 +1,12 @@
 /**
  * One raw Aphlict WebSocket: decodes its frames, keeps its subscriptions in the hub, and
  * guards the node against it: a reader whose unsent bytes pass the bound is cut off.
+ *
+ * Containment: every entry point the outside world can reach (a frame, a close, a replay's
+ * continuation, a send from the hub's fan-out) runs through `contain()`, so whatever goes
+ * wrong while serving this socket closes this socket, logged and counted, and never throws
+ * into ws, the hub's loop or the process. Once closed, the socket handles nothing more:
+ * frames queued behind a replay are dropped with it.
  */
 import WebSocket from 'ws';
 import { PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
@@ -50,14 +56,23 @@ export class RawSocket implements HubMember {
     private readonly logger: Logger,
     private readonly options: RawSocketOptions,
   ) {
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
-    ws.on('close', () => this.onClose());
+    ws.on('message', (data, isBinary) => this.contain('frame', () => this.onFrame(data as Buffer, isBinary)));
+    ws.on('close', () => this.contain('close', () => this.onClose()));
     ws.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
   }
 
+  /** Whether the socket has closed (or was cut off): it takes and sends nothing more. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   send(frame: Buffer): void {
+    this.contain('send', () => this.write(frame));
+  }
+
+  private write(frame: Buffer): void {
     const ws = this.ws;
-    if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.closed || ws.readyState !== WebSocket.OPEN) return;
     // perMessageDeflate is off, so the sender is idle unless a write is queued behind state.
     const sender = (ws as unknown as { _sender?: FrameSender })._sender;
     if (sender && sender._state === SENDER_IDLE) sender.sendFrame(preEncoded(frame));
@@ -105,6 +120,7 @@ export class RawSocket implements HubMember {
   private backlog: { data: Buffer; isBinary: boolean }[] | null = null;
 
   private onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
     if (this.backlog) this.backlog.push({ data, isBinary });
     else this.handleFrame(data, isBinary);
   }
@@ -112,6 +128,8 @@ export class RawSocket implements HubMember {
   private afterReplay(): void {
     const waiting = this.backlog ?? [];
     this.backlog = null;
+    // Cut while the replay ran (reset, drain, slow reader): what waited goes with it.
+    if (this.closed) return;
     this.ws.resume();
     while (waiting.length && !this.backlog) {
       const next = waiting.shift()!;
@@ -138,10 +156,11 @@ export class RawSocket implements HubMember {
       case 'replay':
         this.backlog = [];
         this.ws.pause();
+        // Neither step can reject: a failed read is logged, and the continuation is contained.
         this.node
           .replay(this, frame.ageMs)
           .catch((err: Error) => this.logger.warn({ err: err.message }, 'replay failed'))
-          .finally(() => this.afterReplay());
+          .then(() => this.contain('replay', () => this.afterReplay()));
         return;
       case 'ping':
         if (this.ws.readyState === WebSocket.OPEN) this.ws.send(PONG, { binary: false });
@@ -156,7 +175,27 @@ export class RawSocket implements HubMember {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.backlog = null;
     this.node.hub.remove(this);
+  }
+
+  /**
+   * Runs one of this socket's handlers. A throw is a defect in serving this socket, not a
+   * reason to stop serving the others: the socket is cut off, the event logged and counted.
+   */
+  private contain(during: string, handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      const e = err as Error;
+      this.node.counters.internalError('raw_socket');
+      this.logger.error({ err: e.message, stack: e.stack, during }, 'socket handler failed; socket closed');
+      try {
+        this.onClose();
+      } finally {
+        this.ws.terminate();
+      }
+    }
   }
 }
 

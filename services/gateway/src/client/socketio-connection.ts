@@ -37,12 +37,35 @@ export class SocketIoConnection {
     socket.on('subscribe', (...args: unknown[]) => this.guard('subscribe', args, (data) => this.onSubscribe(data)));
     socket.on('unsubscribe', (...args: unknown[]) => this.guard('unsubscribe', args, (data) => this.onUnsubscribe(data)));
     socket.on('replay', (...args: unknown[]) => this.guard('replay', args, (data) => this.onReplay(data)));
-    socket.onAny((event: string, ...args: unknown[]) => {
-      if (KNOWN_EVENTS.has(event)) return;
-      this.options.server.reject('unknown_event');
-      splitArgs(args).ack({ ok: false, error: 'unknown_event', message: `unknown event ${JSON.stringify(String(event).slice(0, 64))}` });
-    });
+    socket.onAny((event: string, ...args: unknown[]) =>
+      this.contain('event', () => {
+        if (KNOWN_EVENTS.has(event)) return;
+        this.options.server.reject('unknown_event');
+        splitArgs(args).ack({ ok: false, error: 'unknown_event', message: `unknown event ${JSON.stringify(String(event).slice(0, 64))}` });
+      }),
+    );
     this.watchBacklog();
+  }
+
+  /**
+   * Runs one of this socket's handlers outside an event's own guard (backlog accounting, the
+   * cut-off, unknown events). A throw is a defect in serving this socket: the socket is cut
+   * off, the event logged and counted; nothing reaches engine.io's loop or the process.
+   */
+  private contain(during: string, handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      const e = err as Error;
+      this.options.node.counters.internalError('socketio');
+      this.options.logger.error({ err: e.message, stack: e.stack, during }, 'socket.io handler failed; socket closed');
+      this.cut = true;
+      try {
+        this.socket.conn.close(true);
+      } catch {
+        // already closed
+      }
+    }
   }
 
   get instance(): string {
@@ -63,20 +86,22 @@ export class SocketIoConnection {
       }
       ack(a);
     };
-    try {
-      const result = handle(data);
-      if (result instanceof Promise) {
-        result.then(answer, (err: Error) => {
-          this.options.logger.warn({ event, err: err.message }, 'socket.io event failed');
-          answer({ ok: false, error: 'internal', message: `${event} failed` });
-        });
-      } else {
-        answer(result);
-      }
-    } catch (err) {
-      this.options.logger.warn({ event, err: (err as Error).message }, 'socket.io event failed');
+    const failed = (err: Error) => {
+      this.options.node.counters.internalError('socketio');
+      this.options.logger.warn({ event, err: err.message }, 'socket.io event failed');
       answer({ ok: false, error: 'internal', message: `${event} failed` });
-    }
+    };
+    this.contain(event, () => {
+      let result: Promise<SocketIoAck> | SocketIoAck;
+      try {
+        result = handle(data);
+      } catch (err) {
+        return failed(err as Error);
+      }
+      // The continuation is contained too: an ack that throws must not become an unhandled rejection.
+      if (result instanceof Promise) result.then((a) => this.contain(event, () => answer(a)), (err: Error) => this.contain(event, () => failed(err)));
+      else answer(result);
+    });
   }
 
   private async onSubscribe(data: unknown): Promise<SocketIoAck> {
@@ -143,14 +168,16 @@ export class SocketIoConnection {
    */
   private watchBacklog(): void {
     const conn = this.socket.conn;
-    conn.on('packetCreate', (packet: { data?: unknown }) => {
-      const d = packet.data;
-      if (typeof d === 'string') this.queuedBytes += Buffer.byteLength(d);
-      else if (d instanceof Uint8Array) this.queuedBytes += d.byteLength;
-      const transport = conn.transport as unknown as WsTransport;
-      const unsent = transport.name === 'websocket' ? (transport.socket?.bufferedAmount ?? 0) : 0;
-      if (this.queuedBytes + unsent > this.options.maxBufferedBytes) this.cutOff(this.queuedBytes + unsent);
-    });
+    conn.on('packetCreate', (packet: { data?: unknown }) =>
+      this.contain('backlog', () => {
+        const d = packet.data;
+        if (typeof d === 'string') this.queuedBytes += Buffer.byteLength(d);
+        else if (d instanceof Uint8Array) this.queuedBytes += d.byteLength;
+        const transport = conn.transport as unknown as WsTransport;
+        const unsent = transport.name === 'websocket' ? (transport.socket?.bufferedAmount ?? 0) : 0;
+        if (this.queuedBytes + unsent > this.options.maxBufferedBytes) this.cutOff(this.queuedBytes + unsent);
+      }),
+    );
     conn.on('flush', () => {
       this.queuedBytes = 0;
     });
@@ -163,11 +190,13 @@ export class SocketIoConnection {
     this.options.server.counters.slowReaderCloses++;
     this.options.logger.warn({ pending }, 'slow reader: socket.io backlog over the bound, socket closed');
     // Deferred: this runs inside a broadcast's loop over the room.
-    queueMicrotask(() => {
-      const transport = this.socket.conn.transport as unknown as WsTransport;
-      // A close frame would queue behind the backlog: cut the TCP connection instead.
-      if (transport.name === 'websocket') transport.socket?.terminate?.();
-      this.socket.conn.close(true);
-    });
+    queueMicrotask(() =>
+      this.contain('cut-off', () => {
+        const transport = this.socket.conn.transport as unknown as WsTransport;
+        // A close frame would queue behind the backlog: cut the TCP connection instead.
+        if (transport.name === 'websocket') transport.socket?.terminate?.();
+        this.socket.conn.close(true);
+      }),
+    );
   }
 }

@@ -64,8 +64,23 @@ export class SocketIoServer implements ExtraDelivery {
       // Upgrades on other paths belong to the raw Aphlict sockets: never end them.
       destroyUpgrade: false,
     });
-    this.io.use((socket, next) => this.admit(socket, next));
-    this.io.on('connection', (socket) => this.onConnection(socket));
+    // Both run inside engine.io's handling of a connection: a throw there would reach the process.
+    this.io.use((socket, next) => {
+      try {
+        this.admit(socket, next);
+      } catch (err) {
+        this.internalError('admit', err as Error);
+        next(new Error('internal error'));
+      }
+    });
+    this.io.on('connection', (socket) => {
+      try {
+        this.onConnection(socket);
+      } catch (err) {
+        this.internalError('connection', err as Error);
+        socket.disconnect(true);
+      }
+    });
   }
 
   /** Serves Socket.IO on an HTTP(S) server at the configured path. */
@@ -97,10 +112,21 @@ export class SocketIoServer implements ExtraDelivery {
     const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
     const count = this.countLocal(rooms);
     if (count === 0) return 0;
-    // One parse per node and message; Socket.IO encodes the packet once for all recipients.
-    this.io.local.to(rooms).emit('message', JSON.parse(envelope.frame) as Record<string, unknown>);
+    try {
+      // One parse per node and message; Socket.IO encodes the packet once for all recipients.
+      this.io.local.to(rooms).emit('message', JSON.parse(envelope.frame) as Record<string, unknown>);
+    } catch (err) {
+      // Contained here so the node's other transports still deliver this message.
+      this.internalError('deliver', err as Error);
+      return 0;
+    }
     this.counters.deliveries += count;
     return count;
+  }
+
+  private internalError(during: string, err: Error): void {
+    this.options.node.counters.internalError('socketio');
+    this.options.logger.error({ err: err.message, stack: err.stack, during }, 'socket.io handling failed');
   }
 
   /** Stops taking new sockets (they get a connect_error "shutting down"). */
