@@ -97,6 +97,16 @@ export const commandFrameTextArb: fc.Arbitrary<string> = fc
     return `{${members.join(',')}}`;
   });
 
+/** The command a frame's text carries as the gateway decodes it (a JSON object's `command`), if any. */
+export function commandOf(text: string): unknown {
+  try {
+    const frame: unknown = JSON.parse(text);
+    return frame !== null && typeof frame === 'object' && !Array.isArray(frame) ? (frame as { command?: unknown }).command : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The PHIDs a frame subscribes under the documented contract (`subscribe` with an array of
  * strings), decoding the text as the gateway does: the fuzz sockets' model of what they may
