@@ -168,6 +168,22 @@ export class FuzzGateway {
   }
 
   /**
+   * After each case: the process serves and logged no error (assertHealthy); every 100 cases
+   * no contained defect was counted (/status/ errors.internal: handlers that threw and were
+   * cut off, some logged below error level); every `probeEvery` cases the probe delivers.
+   */
+  async afterCase(probeEvery = 500): Promise<void> {
+    await this.assertHealthy();
+    if (this.caseNumber % 100 === 0) await this.assertNoInternalErrors();
+    if (this.caseNumber % probeEvery === 0) await this.probe();
+  }
+
+  async assertNoInternalErrors(): Promise<void> {
+    const counted = (await this.status())['errors.internal'] as Record<string, number> | undefined;
+    if (counted && Object.keys(counted).length) throw new Error(`the gateway counted contained defects: ${JSON.stringify(counted)}`);
+  }
+
+  /**
    * Before each case: a dead process is recorded (with the cases that ran before) and
    * replaced (same config, same Redis); then the case is counted and remembered.
    */
