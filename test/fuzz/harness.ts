@@ -256,6 +256,20 @@ export class FuzzGateway {
     }
   }
 
+  /**
+   * The process's V8 heap in use (bytes, from /metrics: prom-client's default metrics), for the
+   * report's leak figures: with the RSS, what a run left behind. Not asserted: it moves with GC.
+   */
+  async heapUsedBytes(): Promise<number | null> {
+    try {
+      const text = await (await fetch(`${this.adminUrl}/metrics`)).text();
+      const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
+      return m ? Number(m[1]) : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Stops with SIGTERM and returns the exit code (0 for a clean drain), then stops Redis. */
   async close(): Promise<number | null> {
     await this.probeSocket?.close();
@@ -294,11 +308,14 @@ export interface FuzzReport {
   /** The first error-or-worse log records, with the case each came after. */
   firstErrorLogs: { afterCase: number; record: Record<string, unknown> }[];
   rssKb: { start: number | null; end: number | null };
+  heapUsedMb: { start: number | null; end: number | null };
   /** Target-specific counts (frames by kind, closes seen, publishes checked...). */
   counts: Record<string, number>;
 }
 
 export const REPORT_DIR = resolve(__dirname, '../../reports/fuzz');
+
+const toMb = (bytes: number | null): number | null => (bytes === null ? null : Math.round(bytes / 1e5) / 10);
 
 /** Writes the target's report and prints its figures on one line. */
 export function writeFuzzReport(report: FuzzReport): void {
@@ -309,7 +326,7 @@ export function writeFuzzReport(report: FuzzReport): void {
     `${report.failed ? 'FAILED' : 'no failure'}, seed ${report.seed}` +
     (report.path ? `, path ${report.path}` : '') +
     `, gateway deaths ${report.deaths.length}, error logs ${report.errorLogs}` +
-    `, rss ${report.rssKb.start} -> ${report.rssKb.end} kB`;
+    `, rss ${report.rssKb.start} -> ${report.rssKb.end} kB, heap ${report.heapUsedMb.start} -> ${report.heapUsedMb.end} MB`;
   process.stdout.write(`${line}\n`);
 }
 
@@ -325,6 +342,7 @@ export async function runFuzz<T>(
   counts: Record<string, number>,
 ): Promise<{ details: fc.RunDetails<T>; report: FuzzReport }> {
   const rssStart = fuzz.rssKb();
+  const heapStart = await fuzz.heapUsedBytes();
   const started = Date.now();
   const details = await fc.check(property, fuzzParameters<T>());
   const report: FuzzReport = {
@@ -342,6 +360,7 @@ export async function runFuzz<T>(
     errorLogs: fuzz.errorLogs.length,
     firstErrorLogs: fuzz.errorLogs.slice(0, 5),
     rssKb: { start: rssStart, end: fuzz.rssKb() },
+    heapUsedMb: { start: toMb(heapStart), end: toMb(await fuzz.heapUsedBytes()) },
     counts,
   };
   writeFuzzReport(report);
