@@ -172,6 +172,29 @@ async function slowReaderCloses(): Promise<number> {
   return (await fuzz.status(BIG))['clients.slowReaderCloses'] as number;
 }
 
+async function fillHistory(instance: string, count: number, phids: string[], padBytes: (n: number) => number): Promise<void> {
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, k) => publishTo(instance, [phids[(i + k) % phids.length]], { n: i + k, pad: 'x'.repeat(padBytes(i + k)) })),
+    );
+  }
+}
+
+/** Live messages published to `big` since its history was last filled. */
+let bigLiveSinceFill = 0;
+
+/**
+ * `big`: 700 messages of 6 or 10 kB (5.6 MB), more than loopback TCP buffers for a reader
+ * that stops. Past the kernel's share, a 10 kB entry passes the 8 kB bound at once (the
+ * replay is cut); a 6 kB one stops the replay at half the bound to wait for a drain, and the
+ * live messages of the slow cut then carry it over (cut in a fan-out with the control).
+ * Filled again before the slow cuts' small live messages push these out of the 2,000 kept.
+ */
+async function fillBig(): Promise<void> {
+  await fillHistory(BIG, 700, [BIG_PHID], (n) => (n % 2 ? 10_000 : 6_000));
+  bigLiveSinceFill = 0;
+}
+
 /** Publishes to an instance; the answer must be 200 (no 5xx: Redis is up). */
 async function publishTo(instance: string, phids: string[], extra: Record<string, unknown> = {}): Promise<{ id: string; res: PublishResponse }> {
   const message = notification(phids, extra);
@@ -204,21 +227,8 @@ beforeAll(async () => {
     },
   });
   // `seq`: 600 small messages, so that a replay takes a few ms and resets land inside it.
-  // `big`: 700 messages of 6 or 10 kB (5.6 MB), more than loopback TCP buffers for a reader
-  // that stops. Past the kernel's share, a 10 kB entry passes the 8 kB bound at once (the
-  // replay is cut); a 6 kB one stops the replay at half the bound to wait for a drain, and
-  // the live messages of the slow cut then carry it over (cut in a fan-out with the control).
-  const fills: [string, number, string[], (n: number) => number][] = [
-    [SEQ, 600, FUZZ_PHIDS.slice(0, 3), () => 300],
-    [BIG, 700, [BIG_PHID], (n) => (n % 2 ? 10_000 : 6_000)],
-  ];
-  for (const [instance, count, phids, padBytes] of fills) {
-    for (let i = 0; i < count; i += 50) {
-      await Promise.all(
-        Array.from({ length: 50 }, (_, k) => publishTo(instance, [phids[(i + k) % phids.length]], { n: i + k, pad: 'x'.repeat(padBytes(i + k)) })),
-      );
-    }
-  }
+  await fillHistory(SEQ, 600, FUZZ_PHIDS.slice(0, 3), () => 300);
+  await fillBig();
   controls = [await connectControl(SEQ, CONTROL_PHID), await connectControl(BIG, CONTROL_BIG_PHID)];
 }, 120_000);
 
@@ -330,6 +340,7 @@ describe('fuzz - sequences across sockets with resets and server-side closes', (
               }
               case 'slowCut': {
                 counts.slowCutRounds++;
+                if (bigLiveSinceFill > 1_000) await fillBig();
                 const ws = new WebSocket(`${fuzz.clientUrl}/~${BIG}/`);
                 extraSockets.push(ws);
                 ws.on('error', () => undefined);
@@ -358,6 +369,7 @@ describe('fuzz - sequences across sockets with resets and server-side closes', (
                 for (let i = 0; i < action.publishes; i++) {
                   await sleep(2);
                   const pad = 'x'.repeat(LIVE_PAD_BYTES);
+                  bigLiveSinceFill++;
                   publishes.push(publishTo(BIG, [BIG_PHID, CONTROL_BIG_PHID], { pad }).then(({ id }) => void controlBig.expected.push(id)));
                 }
                 // Once cut, its replay is over: whatever it does wrong happens within this case.
@@ -414,6 +426,7 @@ describe('fuzz - sequences across sockets with resets and server-side closes', (
       // Positive controls: the run did cut slow readers off, close oversize senders and check
       // control messages, so the invariants above were tested, not vacuous.
       expect(status['clients.slowReaderCloses']).toBeGreaterThan(0);
+      expect(counts.slowCutsInReplay + counts.slowCutsLive).toBeGreaterThan(counts.slowCutRounds / 2);
       expect(counts.oversizeCloses).toBeGreaterThan(0);
       expect(counts.controlMessages).toBeGreaterThan(details.numRuns / 10);
       // Every fuzz socket has left the hub: the probe and the two controls remain.
