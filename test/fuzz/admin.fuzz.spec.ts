@@ -193,32 +193,24 @@ function expectedPublish(path: string, body: Buffer): { status: number; error?: 
   return { status: 200 };
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-
-/** One request; resolves the status and body, or the client-side error (a reset after a 413). */
-function request(
-  c: RequestCase,
-  adminPort: number,
-  body: Buffer,
-  viaAgent: http.Agent | false = agent,
-): Promise<{ status: number; text: string; retried?: boolean } | { error: string }> {
+/**
+ * One request, on a connection of its own (as Phorge's publisher makes them); resolves the
+ * status and body, or the client-side error (a reset after a 413). Not kept alive: with odd
+ * requests (bodies on GET or OPTIONS, answered before they are read) node's HTTP client and
+ * server can disagree about where the next request on a kept-alive connection starts, and a
+ * case would be blamed for what the one before it left on the connection.
+ */
+function request(c: RequestCase, adminPort: number, body: Buffer): Promise<{ status: number; text: string } | { error: string }> {
   return new Promise((resolve) => {
     const headers: Record<string, string | number> = { ...c.headers };
     if (!c.chunked && c.body) headers['content-length'] = body.length;
-    const req = http.request({ host: '127.0.0.1', port: adminPort, method: c.method, path: c.path, headers, agent: viaAgent }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: adminPort, method: c.method, path: c.path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', (err) => resolve({ error: err.message }));
     });
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      // node:http closes a kept-alive connection whose previous request (a GET, OPTIONS...
-      // with a body) was answered before its body was read, while the client reuses it: the
-      // usual client practice is one retry on a new connection.
-      if (req.reusedSocket && err.code === 'ECONNRESET') {
-        void request(c, adminPort, body, false).then((r) => resolve('error' in r ? r : { ...r, retried: true }));
-      } else resolve({ error: err.message });
-    });
+    req.on('error', (err) => resolve({ error: err.message }));
     req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
     if (!c.body) return void req.end();
     if (c.chunked) {
@@ -259,7 +251,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  agent.destroy();
   expect(await fuzz?.close()).toBe(0);
 });
 
@@ -267,7 +258,7 @@ describe('fuzz - admin port', () => {
   it(
     `${FUZZ_RUNS} cases of generated requests and raw bytes: no 5xx, POST / answered as the contract says, no hang; the process lives and delivers`,
     async () => {
-      const counts: Record<string, number> = { requests: 0, raw: 0, published: 0, refused4xx: 0, resetAfter413: 0, resetAfterUnknownMethod: 0, rawUnanswered: 0, keepAliveRetries: 0 };
+      const counts: Record<string, number> = { requests: 0, raw: 0, published: 0, refused4xx: 0, resetAfter413: 0, resetAfterUnknownMethod: 0, resetAfterUnreadBody: 0, rawUnanswered: 0 };
       const property = fc.asyncProperty(caseArb, async (c) => {
         await fuzz.startCase(c);
         const port = fuzz.gateway.adminPort;
@@ -285,13 +276,13 @@ describe('fuzz - admin port', () => {
           const body = bodyBytes(c.body, fingerprint);
           const res = await request(c, port, body);
           const isPublish = c.method === 'POST' && (c.path === '/' || c.path.startsWith('/?'));
-          if ('retried' in res && res.retried) counts.keepAliveRetries++;
           if ('error' in res) {
-            // A client still writing a body the server refused at once (413 past the limit, or
-            // node's parser's 400 for a method it does not know), then closed, may see the reset
-            // before the answer.
+            // A client still writing a body the server answered without reading (413 past the
+            // limit, node's parser's 400 for a method it does not know, any endpoint but the
+            // publish, which reads no body), then closed, may see the reset before the answer.
             if (isPublish && body.length > MAX_BODY_BYTES) return void counts.resetAfter413++;
             if (!http.METHODS.includes(c.method) && body.length > 0) return void counts.resetAfterUnknownMethod++;
+            if (!isPublish && body.length > 0) return void counts.resetAfterUnreadBody++;
             throw new Error(`request failed: ${res.error}`);
           }
           const isReadyz = c.path === '/readyz' || c.path.startsWith('/readyz?');
