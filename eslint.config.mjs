@@ -1,5 +1,5 @@
 // ESLint: TypeScript rules plus Nx module boundaries, which make the layering real:
-// protocol <- hub, history, bus, relay, client <- gateway; tests may use anything.
+// protocol <- hub, history, bus, relay, client, auth <- gateway; tests may use anything.
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
@@ -23,9 +23,10 @@ export default [
             { sourceTag: 'scope:bus', onlyDependOnLibsWithTags: ['scope:protocol'] },
             { sourceTag: 'scope:relay', onlyDependOnLibsWithTags: ['scope:protocol'] },
             { sourceTag: 'scope:client', onlyDependOnLibsWithTags: ['scope:protocol'] },
+            { sourceTag: 'scope:auth', onlyDependOnLibsWithTags: ['scope:protocol'] },
             {
               sourceTag: 'scope:gateway',
-              onlyDependOnLibsWithTags: ['scope:protocol', 'scope:hub', 'scope:history', 'scope:bus', 'scope:relay'],
+              onlyDependOnLibsWithTags: ['scope:protocol', 'scope:hub', 'scope:history', 'scope:bus', 'scope:relay', 'scope:auth'],
             },
             { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['*'] },
           ],

@@ -76,9 +76,11 @@ export function freePort() {
 
 /**
  * Starts one gateway node. `config` is merged over client and admin servers on 127.0.0.1
- * (port 0 unless given). Resolves once its log says 'gateway started'.
+ * (port 0 unless given). `main` is the gateway's entry point: this checkout's build, or
+ * another build of the gateway to compare with (bench/subscriptions.mjs --baseline).
+ * Resolves once its log says 'gateway started'.
  */
-export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {}, nodeArgs = [], logFile } = {}) {
+export async function startGateway({ config = {}, clientPort = 0, adminPort = 0, name = 'gateway', env = {}, nodeArgs = [], logFile, main = GATEWAY_MAIN } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-'));
   const file = join(dir, 'aphlict.json');
   writeFileSync(
@@ -91,7 +93,7 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
       ...config,
     }),
   );
-  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_MAIN, `--config=${file}`], {
+  const child = spawn(process.execPath, [...nodeArgs, main, `--config=${file}`], {
     env: { ...process.env, TIDINGS_SHUTDOWN_DRAIN_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -126,6 +128,8 @@ export async function startGateway({ config = {}, clientPort = 0, adminPort = 0,
   return {
     name,
     pid: child.pid,
+    /** The temporary directory of its config file, removed by stop(). */
+    dir,
     clientPort: ports.client,
     adminPort: ports.admin,
     clientUrl: `ws://127.0.0.1:${ports.client}`,

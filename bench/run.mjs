@@ -11,14 +11,26 @@
  *   node bench/run.mjs --scenario cluster           2 and 3 nodes: Redis bus, relay alone
  *   node bench/run.mjs --scenario socketio          Socket.IO beside raw, 1 node and 2 nodes
  *   node bench/run.mjs --scenario all               all of the above
+ *   node bench/run.mjs --scenario subscriptions     memory per subscription (bench/subscriptions.mjs)
  */
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { GATEWAY_MAIN, CLOCK_TICKS, freePort, machineLoad, openFileLimit, startForeignServer, startGateway, startRedis } from './processes.mjs';
 import { connectGroup, planGroup, runPhase, startWorker } from './load.mjs';
 import { fmt, markdownTable, median, sleep } from './stats.mjs';
 import { socketIoClientKind } from './sio-client.mjs';
 import { bareHttpCpuPerRequest, startLoopbackProbe } from './reference.mjs';
+
+// --scenario subscriptions (memory per subscription, against a reference build) has flags of
+// its own: bench/subscriptions.mjs runs with the rest of the command line.
+const argv = process.argv.slice(2);
+const scenarioAt = argv.findIndex((a, i) => a === '--scenario=subscriptions' || (a === '--scenario' && argv[i + 1] === 'subscriptions'));
+if (scenarioAt !== -1) {
+  const rest = [...argv.slice(0, scenarioAt), ...argv.slice(scenarioAt + (argv[scenarioAt] === '--scenario' ? 2 : 1))];
+  const run = spawnSync(process.execPath, [...process.execArgv, new URL('./subscriptions.mjs', import.meta.url).pathname, ...rest], { stdio: 'inherit' });
+  process.exit(run.status ?? 1);
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -51,7 +63,8 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all]
+  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions]
+  (subscriptions: memory per subscription against a reference build; its flags: node bench/subscriptions.mjs --help)
   --connections N      sockets (single: 1000; cluster: 5000; socketio: raw sockets, 2500)
   --sio-connections N  Socket.IO clients (socketio: 2500)
   --rate R             publishes per second (single: 200; cluster: 1000; socketio: 200)

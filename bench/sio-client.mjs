@@ -26,7 +26,8 @@ export async function socketIoClientKind(prefer = 'auto') {
 
 /**
  * Connects, subscribes (waiting for the `{ok: true}` ack) and calls onMessage with each
- * delivered notification. spec: {baseUrl, path, instance, phids, client}.
+ * delivered notification. spec: {baseUrl, path, instance, phids, client}. Resolves with
+ * {close(), subscribe(phids)}; subscribe resolves once the gateway acks `{ok: true}`.
  */
 export async function connectSocketIo(spec, onMessage, timeoutMs) {
   const kind = await socketIoClientKind(spec.client);
@@ -55,9 +56,20 @@ function connectWithLibrary(spec, onMessage, timeoutMs) {
     socket.on('connect', () => {
       socket.emit('subscribe', spec.phids, (ack) => {
         clearTimeout(timer);
-        if (ack && ack.ok) resolve({ close: () => socket.disconnect() });
+        if (ack && ack.ok) resolve({ close: () => socket.disconnect(), subscribe: (phids) => subscribeWithLibrary(socket, phids, timeoutMs) });
         else reject(new Error(`socket.io: subscribe refused: ${JSON.stringify(ack)}`));
       });
+    });
+  });
+}
+
+function subscribeWithLibrary(socket, phids, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('socket.io: no subscribe ack within timeout')), timeoutMs);
+    socket.emit('subscribe', phids, (ack) => {
+      clearTimeout(timer);
+      if (ack && ack.ok) resolve();
+      else reject(new Error(`socket.io: subscribe refused: ${JSON.stringify(ack)}`));
     });
   });
 }
@@ -76,6 +88,20 @@ function connectMinimal(spec, onMessage, timeoutMs) {
       reject(err);
     };
     ws.on('error', fail);
+    // Later subscribes (ack ids 2, 3, ...) wait here for their acks.
+    let nextAck = 2;
+    const pending = new Map();
+    const subscribe = (phids) =>
+      new Promise((res, rej) => {
+        const id = nextAck++;
+        const t = setTimeout(() => (pending.delete(id), rej(new Error('socket.io (minimal): no subscribe ack within timeout'))), timeoutMs);
+        pending.set(id, (ack) => {
+          clearTimeout(t);
+          if (ack && ack.ok) res();
+          else rej(new Error(`socket.io (minimal): subscribe refused: ${JSON.stringify(ack)}`));
+        });
+        ws.send(`42${id}${JSON.stringify(['subscribe', phids])}`);
+      });
     ws.on('message', (data) => {
       const text = data.toString();
       const type = text[0];
@@ -91,11 +117,18 @@ function connectMinimal(spec, onMessage, timeoutMs) {
         } else if (packet === '2') {
           const [event, payload] = JSON.parse(text.slice(2));
           if (event === 'message') onMessage(payload);
-        } else if (packet === '3' && text.startsWith('431')) {
+        } else if (packet === '3' && text.startsWith('431[')) {
           const [ack] = JSON.parse(text.slice(3));
           clearTimeout(timer);
-          if (ack && ack.ok) resolve({ close: () => ws.terminate() });
+          if (ack && ack.ok) resolve({ close: () => ws.terminate(), subscribe });
           else fail(new Error(`socket.io (minimal): subscribe refused: ${JSON.stringify(ack)}`));
+        } else if (packet === '3') {
+          const m = /^43(\d+)(.*)$/s.exec(text);
+          const settle = m && pending.get(Number(m[1]));
+          if (settle) {
+            pending.delete(Number(m[1]));
+            settle(JSON.parse(m[2])[0]);
+          }
         } else if (packet === '4') {
           fail(new Error(`socket.io (minimal): connect refused: ${text.slice(2)}`));
         }

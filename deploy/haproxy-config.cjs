@@ -1,7 +1,9 @@
 // Builds the HAProxy configuration that puts Tidings gateways behind one address: the client
 // port (WebSockets and Socket.IO, long-lived) and the admin port (publishes from Phorge),
 // both health-checked against each gateway's GET /readyz on its admin port, so a draining
-// node or one whose bus stopped delivering gets no new traffic.
+// node or one whose bus stopped delivering gets no new traffic. Both frontends add
+// X-Forwarded-For, so gateways that trust this proxy (`limits.trustProxy`) see each client's
+// and publisher's own address for `limits.maxConnectionsPerIp` and the publish rate limit.
 // Used by tools/local-cluster.mjs, test/ops/rolling.spec.ts, and (with Docker names and
 // resolvers) to write deploy/haproxy.cfg for docker-compose.yml. CommonJS so that .mjs tools
 // and ts-jest tests can both load it.
@@ -83,6 +85,7 @@ function haproxyConfig(o) {
     '',
     'frontend tidings_admin',
     `    bind ${o.adminBind}`,
+    '    option forwardfor',
     '    default_backend tidings_admin',
     '',
     'backend tidings_admin',

@@ -181,6 +181,9 @@ try {
     launch(g.name, process.execPath, [MAIN, `--config=${config}`], {
       TIDINGS_REDIS_URL: redisUrl,
       TIDINGS_SHUTDOWN_DRAIN_MS: String(opts.drainMs),
+      // HAProxy connects from 127.0.0.1 and adds X-Forwarded-For on both frontends: believe it,
+      // so per-address limits see each client's own address (clients can bind 127.0.0.2, ...).
+      TIDINGS_LIMITS_TRUST_PROXY: '127.0.0.1',
     }, 'SIGINT');
   }
   await Promise.all(ports.gateways.map((g) => waitForReady(g.adminPort, 20_000, g.name)));

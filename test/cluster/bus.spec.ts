@@ -129,3 +129,24 @@ describe('redis bus - three nodes', () => {
     expect(keysOf(r).filter((k) => k === twice.key)).toHaveLength(1);
   });
 });
+
+describe('redis bus - touched', () => {
+  it("a node whose fingerprint is in a message's touched neither delivers nor records it, whichever path brings it", async () => {
+    const [first, second, third] = nodes;
+    const onFirst = await socketOn(first, ['PHID-USER-touched']);
+    const onSecond = await socketOn(second, ['PHID-USER-touched']);
+    const onThird = await socketOn(third, ['PHID-USER-touched']);
+    const before = (await getStatus(second.adminUrl))['messages.touchedDropped'] as number;
+    const message = notification(['PHID-USER-touched'], { touched: [second.fingerprint] });
+    expect((await post(first.adminUrl, message)).status).toBe(200);
+    // Positive control: the nodes not in touched deliver it.
+    await onFirst.waitFor((r) => r.some((m) => m.key === message.key), 5_000, 'the message on the first node');
+    await onThird.waitFor((r) => r.some((m) => m.key === message.key), 5_000, 'the message on the third node');
+    // Then a later message, which the second node does deliver: the touched one came before it.
+    const later = notification(['PHID-USER-touched']);
+    expect((await post(first.adminUrl, later)).status).toBe(200);
+    await onSecond.waitFor((r) => r.some((m) => m.key === later.key), 5_000, 'the later message on the second node');
+    expect(onSecond.received.some((m) => m.key === message.key)).toBe(false);
+    expect((await getStatus(second.adminUrl))['messages.touchedDropped']).toBe(before + 1);
+  });
+});

@@ -40,10 +40,23 @@ describe('module boundaries', () => {
     expect(errors.length).toBeGreaterThan(0);
   });
 
+  it('refuse the auth library importing anything but protocol', async () => {
+    const errors = await lintAs('libs/auth/src/boundary-fixture.ts', "import { Hub } from '@tidings/hub';\nexport const h = Hub;\n");
+    expect(errors.length).toBeGreaterThan(0);
+    // Positive control: protocol is allowed.
+    expect(await lintAs('libs/auth/src/boundary-fixture.ts', "import { isCidr } from '@tidings/protocol';\nexport const c = isCidr;\n")).toEqual([]);
+  });
+
+  it('refuse protocol importing the auth library', async () => {
+    const errors = await lintAs('libs/protocol/src/boundary-fixture.ts', "import { SecretSet } from '@tidings/auth';\nexport const s = SecretSet;\n");
+    expect(errors.length).toBeGreaterThan(0);
+  });
+
   it('allow the gateway to import its libraries', async () => {
     const errors = await lintAs(
       'services/gateway/src/boundary-fixture.ts',
-      "import { Hub } from '@tidings/hub';\nimport { parseClientFrame } from '@tidings/protocol';\nexport const x = [Hub, parseClientFrame];\n",
+      "import { Hub } from '@tidings/hub';\nimport { parseClientFrame } from '@tidings/protocol';\nimport { createAdminAuth } from '@tidings/auth';\n" +
+        'export const x = [Hub, parseClientFrame, createAdminAuth];\n',
     );
     expect(errors).toEqual([]);
   });

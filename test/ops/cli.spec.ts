@@ -26,6 +26,19 @@ function tidings(...args: string[]): Promise<Run> {
   });
 }
 
+/** The indented lines under a heading of `tidings status` (up to the next heading). */
+function section(stdout: string, heading: string): string[] {
+  const lines = stdout.split('\n');
+  const start = lines.indexOf(heading);
+  if (start === -1) throw new Error(`no heading "${heading}" in:\n${stdout}`);
+  const out: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (!line.startsWith('  ')) break;
+    out.push(line.trim());
+  }
+  return out;
+}
+
 describe('tidings CLI', () => {
   let gateway: GatewayProcess;
   let socket: TestSocket;
@@ -70,14 +83,30 @@ describe('tidings CLI', () => {
     expect(out.instance).toBe('default');
   });
 
-  it('cli - status prints the node readably, and --json the raw /status/ object', async () => {
-    const run = await tidings('status', '--admin', gateway.adminUrl, '--instance', 'acme');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^node\s+http:\/\/127\.0\.0\.1:\d+ \(Tidings /m);
-    expect(run.stdout).toMatch(new RegExp(`^fingerprint\\s+${gateway.fingerprint}$`, 'm'));
-    expect(run.stdout).toMatch(/^instance\s+acme$/m);
-    expect(run.stdout).toMatch(/^clients\s+1 active/m);
-    expect(run.stdout).toMatch(/^ready\s+yes$/m);
+  it('cli - status prints the node readably, the instance\'s figures apart from the whole node\'s, and --json the raw /status/ object', async () => {
+    // Two more sockets on another instance: the node's count differs from acme's.
+    const others = [await connectSocket(`${gateway.clientUrl}/~other/`), await connectSocket(`${gateway.clientUrl}/~other/`)];
+    try {
+      const run = await tidings('status', '--admin', gateway.adminUrl, '--instance', 'acme');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^node\s+http:\/\/127\.0\.0\.1:\d+ \(Tidings /m);
+      expect(run.stdout).toMatch(new RegExp(`^fingerprint\\s+${gateway.fingerprint}$`, 'm'));
+      expect(run.stdout).toMatch(/^ready\s+yes$/m);
+      const instance = section(run.stdout, 'instance acme');
+      const node = section(run.stdout, 'whole node (all instances)');
+      expect(instance).toContainEqual(expect.stringMatching(/^clients\s+1 active, 1 connections ever$/));
+      expect(instance).toContainEqual(expect.stringMatching(/^history\s+\d+ messages/));
+      expect(node).toContainEqual(expect.stringMatching(/^clients\s+3 active$/));
+      expect(node).toContainEqual(expect.stringMatching(/^messages\s+\d+ in, \d+ delivered/));
+      expect(node).toContainEqual(expect.stringMatching(/^relay peers\s+none$|^socket\.io\s+/));
+      // Nothing node-wide is listed as the instance's.
+      expect(instance.filter((l) => /^(messages|socket\.io|relay|bus)/.test(l))).toEqual([]);
+      const other = await tidings('status', '--admin', gateway.adminUrl, '--instance', 'other');
+      expect(section(other.stdout, 'instance other')).toContainEqual(expect.stringMatching(/^clients\s+2 active, 2 connections ever$/));
+      expect(section(other.stdout, 'whole node (all instances)')).toContainEqual(expect.stringMatching(/^clients\s+3 active$/));
+    } finally {
+      await Promise.all(others.map((o) => o.close()));
+    }
 
     const json = await tidings('status', '--admin', gateway.adminUrl, '--instance', 'acme', '--json');
     expect(json.code).toBe(0);
@@ -108,12 +137,33 @@ describe('tidings CLI', () => {
       [['notify', '--admin', 'ftp://x', '--subscribers', 'P'], /--admin: "ftp:\/\/x" must be an http/],
       [['status', '--admin', gateway.adminUrl, '--timeout', 'soon'], /--timeout: "soon" is not a positive whole number/],
       [['status', '--admin', gateway.adminUrl, '--bogus'], /unknown option '--bogus'/],
+      [['--bogus'], /unknown option '--bogus'/],
+      [['status', '--admin', gateway.adminUrl, '--token', 'has a space'], /--token \(or TIDINGS_TOKEN\): must be one run of visible ASCII/],
     ];
     for (const [args, message] of cases) {
       const run = await tidings(...args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });
       expect(run.stderr).toMatch(message);
     }
+  });
+
+  it('cli - a mistyped command is named as the unknown command, with the commands there are', async () => {
+    const cases: [string[], RegExp][] = [
+      [['statu', '--admin', gateway.adminUrl], /^error: unknown command 'statu' \(did you mean 'status'\?\); the commands are notify, status, token$/m],
+      [['nottify', '--admin', gateway.adminUrl, '--subscribers', 'P'], /^error: unknown command 'nottify' \(did you mean 'notify'\?\)/m],
+      [['publish', '--admin', gateway.adminUrl], /^error: unknown command 'publish'; the commands are notify, status, token$/m],
+      [['--config=/nonexistent.json', 'extra'], /^error: unknown command 'extra'/m],
+    ];
+    for (const [args, message] of cases) {
+      const run = await tidings(...args);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toMatch(message);
+      // Not mistaken for a server option.
+      expect(run.stderr).not.toMatch(/unknown option/);
+    }
+    const help = await tidings('help', 'status');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: tidings status');
   });
 
   it('cli - a refused publish reports the server answer and exits 1', async () => {
@@ -129,7 +179,8 @@ describe('tidings CLI', () => {
     const notifyHelp = await tidings('notify', '--help');
     for (const word of ['--admin', '--instance', '--subscribers', '--type', '--key', '--data']) expect(notifyHelp.stdout).toContain(word);
     const statusHelp = await tidings('status', '--help');
-    for (const word of ['--admin', '--instance', '--json']) expect(statusHelp.stdout).toContain(word);
+    for (const word of ['--admin', '--instance', '--json', '--token', 'TIDINGS_TOKEN']) expect(statusHelp.stdout).toContain(word);
+    expect(notifyHelp.stdout).toContain('--token');
     const check = await tidings('--test=true');
     expect(check).toMatchObject({ code: 0, stdout: 'tidings: configuration OK\n' });
   });

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { createAddressMatcher, createClientAddressResolver } from '@tidings/auth';
 import { ENV_SETTINGS, resolveConfig } from '@tidings/protocol';
 
 const root = resolve(__dirname, '../..');
@@ -23,9 +24,13 @@ interface Service {
   healthcheck?: { test: string[]; interval?: string; retries?: number };
   volumes?: string[];
   stop_grace_period?: string;
+  networks?: Record<string, { ipv4_address?: string } | null> | string[];
 }
 
-const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  networks?: Record<string, { ipam?: { config?: { subnet?: string }[] } }>;
+};
 const services = compose.services;
 const gateways = ['gateway1', 'gateway2', 'gateway3'];
 const haproxyCfg = readFileSync(join(root, 'deploy/haproxy.cfg'), 'utf8');
@@ -144,6 +149,29 @@ describe('docker-compose.yml', () => {
     expect(s.get('defaults')).toContain('timeout tunnel 1h');
     // Docker's DNS, so HAProxy starts before the gateways resolve and follows their restarts.
     expect(s.get('resolvers dns')).toContain('nameserver dns1 127.0.0.11:53');
+  });
+
+  it('compose - both HAProxy frontends add X-Forwarded-For, and the gateways trust exactly HAProxy\'s fixed address for it', () => {
+    const s = sections(haproxyCfg);
+    for (const frontend of ['frontend tidings_clients', 'frontend tidings_admin']) expect(s.get(frontend)).toContain('option forwardfor');
+
+    // HAProxy has a fixed address in the subnet of the network every service is on (the default one).
+    const subnet = compose.networks?.default?.ipam?.config?.[0]?.subnet;
+    expect(subnet).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    const haproxyAddress = (services.haproxy.networks as Record<string, { ipv4_address?: string }>).default.ipv4_address!;
+    expect(createAddressMatcher([subnet!]).matches(haproxyAddress)).toBe(true);
+    for (const name of ['redis', ...gateways]) expect(services[name].networks).toBeUndefined(); // the default network
+
+    for (const name of gateways) {
+      const config = resolveConfig(undefined, services[name].environment!);
+      expect(config.limits.trustProxy).toEqual([haproxyAddress]);
+      // What a gateway makes of a connection: from HAProxy, the address HAProxy appended;
+      // from anything else on the network (another container), its own address.
+      const resolver = createClientAddressResolver(config.limits.trustProxy);
+      expect(resolver.resolve(haproxyAddress, '203.0.113.9, 198.51.100.7')).toBe('198.51.100.7');
+      const neighbour = subnet!.replace(/\d+\/\d+$/, '77');
+      expect(resolver.resolve(neighbour, '198.51.100.7')).toBe(neighbour);
+    }
   });
 
   it('compose - deploy/haproxy.cfg is what deploy/haproxy-config.cjs generates, and haproxy -c accepts it', () => {

@@ -26,6 +26,8 @@ class StoppableBus extends EventEmitter<BusEvents> implements Bus {
   private readonly canaries = new Map<string, () => void>();
   /** Reconnects the canary asked for. */
   reconnects: string[] = [];
+  /** Own messages are never echoed here (this test bus carries no positions). */
+  echoes = false;
 
   constructor(private readonly wire: Wire) {
     super();

@@ -4,6 +4,7 @@
  * every process it started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { connectSocket, messagesOf, notification, post, sleep } from '@tidings/testing';
 
@@ -67,6 +68,12 @@ describe('npm run cluster', () => {
     for (let i = 0; i < 3; i++) expect((await post(`http://127.0.0.1:${base + 1}`, notification(['PHID-USER-cluster']))).status).toBe(200);
     for (const s of [direct, viaLb]) await s.waitFor((r) => messagesOf(r).length === 3, 5_000, 'three messages');
     await Promise.all([direct.close(), viaLb.close()]);
+
+    // Each gateway believes X-Forwarded-For from HAProxy (which connects from 127.0.0.1), and only from it.
+    for (const name of ['gw1', 'gw2', 'gw3']) {
+      const env = readFileSync(`/proc/${pids[name]}/environ`, 'utf8').split('\0');
+      expect({ name, trust: env.filter((e) => e.startsWith('TIDINGS_LIMITS_TRUST_PROXY=')) }).toEqual({ name, trust: ['TIDINGS_LIMITS_TRUST_PROXY=127.0.0.1'] });
+    }
 
     const exited = new Promise<number | null>((res) => child!.once('exit', (code) => res(code)));
     child!.kill('SIGINT');

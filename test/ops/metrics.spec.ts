@@ -1,7 +1,7 @@
 /** GET /metrics of an in-process gateway: Prometheus text whose numbers follow what happened. */
 import { resolveConfig, silentLogger } from '@tidings/protocol';
 import { Gateway, createCollaborators } from '@tidings/gateway';
-import { connectSocket, freePort, messagesOf, notification, post, type TestSocket } from '@tidings/testing';
+import { connectSocket, freePort, messagesOf, notification, post, startRedis, type RedisHandle, type TestSocket } from '@tidings/testing';
 
 /** `name{labels} value` lines into a map; label order as prom-client writes it. */
 function parse(text: string): Map<string, number> {
@@ -111,6 +111,30 @@ describe('metrics', () => {
     expect(after.get(`tidings_relay_peer_up{peer="${peer}"}`)).toBe(0);
     expect(after.get('tidings_history_append_seconds_count')).toBe(base('tidings_history_append_seconds_count') + 1);
     expect(after.get('tidings_ready')).toBe(1);
+  });
+
+  it('metrics - the bus publish histogram gets a sample per publish with Redis too (the append script publishes)', async () => {
+    let redis: RedisHandle | undefined;
+    let g: Gateway | undefined;
+    try {
+      redis = await startRedis();
+      const config = resolveConfig({
+        servers: [
+          { type: 'client', port: 0, listen: '127.0.0.1' },
+          { type: 'admin', port: 0, listen: '127.0.0.1' },
+        ],
+        redis: { url: redis.url, keyPrefix: `metrics-${process.pid}:` },
+      });
+      g = await new Gateway({ config, logger: silentLogger, ...createCollaborators(config, silentLogger) }).start();
+      const before = (await scrape(g.url('admin'))).samples.get('tidings_bus_publish_seconds_count') ?? 0;
+      for (let i = 0; i < 3; i++) expect((await post(g.url('admin'), notification(['PHID-USER-bus']))).status).toBe(200);
+      const after = (await scrape(g.url('admin'))).samples;
+      expect(after.get('tidings_bus_publish_seconds_count')).toBe(before + 3);
+      expect(after.get('tidings_history_append_seconds_count')).toBe(before + 3);
+    } finally {
+      await g?.close();
+      if (redis?.owned) await redis.stop();
+    }
   });
 
   it('metrics - each gateway has its own registry: two in one process do not share series', async () => {

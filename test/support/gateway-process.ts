@@ -3,7 +3,7 @@
  * listening on port 0 on 127.0.0.1; the addresses are read back from its JSON log lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +20,8 @@ export interface GatewayProcess {
   child: ChildProcess;
   /** Log records seen so far (parsed JSON lines). */
   logs: Record<string, unknown>[];
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
   /** SIGTERM (drain) or SIGINT; resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** kill -9. */
@@ -35,6 +37,9 @@ export interface SpawnOptions {
   clientPort?: number;
   adminPort?: number;
   startTimeoutMs?: number;
+  /** Run as this user and group (the test runner must be root); the config file is made readable to them. */
+  uid?: number;
+  gid?: number;
 }
 
 export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayProcess> {
@@ -48,9 +53,12 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
   };
   const file = join(dir, 'aphlict.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
+  if (options.uid !== undefined) chmodSync(dir, 0o755);
   const child = spawn(process.execPath, [GATEWAY_MAIN, `--config=${file}`], {
     env: { ...process.env, TIDINGS_SHUTDOWN_DRAIN_MS: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid,
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
@@ -94,6 +102,7 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
     fingerprint,
     child,
     logs,
+    stderr: () => stderr,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

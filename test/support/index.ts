@@ -3,3 +3,4 @@ export * from './gateway-process';
 export * from './ws-client';
 export * from './http';
 export * from './tcp-proxy';
+export * from './aphlict-peer';

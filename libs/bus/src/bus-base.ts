@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { silentLogger, type Envelope, type Logger } from '@tidings/protocol';
-import type { Bus, BusEvents } from './bus';
-import { decodeBusFrame, encodeCanary, encodeMessage, messagePrefix, toBusMessage } from './bus-codec';
+import type { Bus, BusEvents, BusMessage } from './bus';
+import { decodeBusFrame, encodeCanary, encodeMessage, messagePrefix, splitForPosition, toBusMessage } from './bus-codec';
 
 export interface BusBaseOptions {
   /** Id stamped on this node's traffic. Default: 16 random hex characters. */
@@ -39,6 +39,11 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
   private everUp = false;
   private reportedDown = false;
   private readonly canaries = new Map<string, (err: Error | null, receivedAt?: number) => void>();
+  /**
+   * Decode this node's own messages and emit them as `echo` (their position comes back from
+   * the store that published them); off, they are dropped by their prefix unparsed.
+   */
+  echoes = false;
   /** Counts for /status/ and metrics. */
   readonly stats = { published: 0, received: 0, echoesDropped: 0, malformed: 0, reconnects: 0 };
   private readonly echoPrefix: string;
@@ -82,6 +87,11 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
     return encodeMessage(this.nodeId, message);
   }
 
+  /** The same, split where a store splices in the message's position (bus-codec splitForPosition). */
+  splitForPosition(message: Envelope): { head: string; tail: string } {
+    return splitForPosition(this.nodeId, message);
+  }
+
   roundTrip(timeoutMs: number): Promise<number> {
     // A down bus cannot prove delivery: say so at once instead of waiting for the timeout.
     if (!this.connected) return Promise.reject(new BusError('BUS_DOWN', 'bus: not connected'));
@@ -110,7 +120,7 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
 
   /** Called by the backend with every text received on the channel. Never throws. */
   protected onText(text: string): void {
-    if (text.startsWith(this.echoPrefix)) {
+    if (!this.echoes && text.startsWith(this.echoPrefix)) {
       this.stats.echoesDropped++;
       return;
     }
@@ -123,15 +133,20 @@ export abstract class BusBase extends EventEmitter<BusEvents> implements Bus {
     const { frame } = decoded;
     if (frame.o === this.nodeId) {
       if (frame.t === 'canary') this.canaries.get(frame.n)?.(null, this.now());
+      else if (this.echoes) this.emitSafely('echo', toBusMessage(frame));
       else this.stats.echoesDropped++;
       return;
     }
     if (frame.t === 'canary') return; // another node's probe
     this.stats.received++;
+    this.emitSafely('message', toBusMessage(frame));
+  }
+
+  private emitSafely(event: 'message' | 'echo', message: BusMessage): void {
     try {
-      this.emit('message', toBusMessage(frame));
+      this.emit(event, message);
     } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'bus: message listener threw');
+      this.logger.error({ err: (err as Error).message }, `bus: ${event} listener threw`);
     }
   }
 

@@ -18,6 +18,13 @@ describe('bus codec', () => {
     expect(encodeCanary('n1', 'x').startsWith(messagePrefix('n1'))).toBe(false);
   });
 
+  it('carries touched when the envelope has it, and accepts envelopes without it (older nodes)', () => {
+    const touched = { ...envelope, touched: ['fp1', 'fp2'] };
+    expect(decodeBusFrame(encodeMessage('n1', touched))).toEqual({ ok: true, frame: { t: 'msg', o: 'n1', e: touched } });
+    expect(decodeBusFrame(encodeMessage('n1', envelope))).toMatchObject({ ok: true });
+    expect(decodeBusFrame('{"t":"msg","o":"n","e":{"id":"x","instance":"i","subscribers":[],"frame":"{}","acceptedAt":1,"touched":[1]}}')).toMatchObject({ ok: false });
+  });
+
   it('sends only the envelope fields', () => {
     const text = encodeMessage('n1', { ...envelope, extra: 'no' } as typeof envelope);
     expect(text).not.toContain('extra');

@@ -7,8 +7,11 @@ import type { Envelope } from '@tidings/protocol';
 import type { BusMessage } from './bus';
 
 export type BusFrame =
-  /** A message accepted by node `o`. */
-  | { t: 'msg'; o: string; e: Envelope }
+  /**
+   * A message accepted by node `o`; `p` is its position in history ([offset, epoch]) when
+   * the store that published it assigned one (the Redis append script splices it in).
+   */
+  | { t: 'msg'; o: string; p?: [number, string]; e: Envelope }
   /** A round-trip probe; only its sender acts on it. */
   | { t: 'canary'; o: string; n: string };
 
@@ -22,6 +25,7 @@ export function encodeMessage(origin: string, envelope: Envelope): string {
     frame: envelope.frame,
     acceptedAt: envelope.acceptedAt,
   };
+  if (envelope.touched) e.touched = envelope.touched;
   return JSON.stringify({ t: 'msg', o: origin, e } satisfies BusFrame);
 }
 
@@ -52,7 +56,8 @@ export function isEnvelope(v: unknown): v is Envelope {
     e.subscribers.every(isString) &&
     isString(e.frame) &&
     typeof e.acceptedAt === 'number' &&
-    Number.isFinite(e.acceptedAt)
+    Number.isFinite(e.acceptedAt) &&
+    (e.touched === undefined || (Array.isArray(e.touched) && e.touched.every(isString)))
   );
 }
 
@@ -68,6 +73,11 @@ export function decodeBusFrame(text: string): Decoded {
   if (!isString(f.o) || f.o === '') return { ok: false, reason: 'no origin' };
   if (f.t === 'msg') {
     if (!isEnvelope(f.e)) return { ok: false, reason: 'malformed envelope' };
+    if (f.p !== undefined) {
+      const p = f.p as unknown[];
+      if (!Array.isArray(p) || p.length !== 2 || !Number.isSafeInteger(p[0]) || !isString(p[1])) return { ok: false, reason: 'malformed position' };
+      return { ok: true, frame: { t: 'msg', o: f.o, p: [p[0] as number, p[1]], e: f.e } };
+    }
     return { ok: true, frame: { t: 'msg', o: f.o, e: f.e } };
   }
   if (f.t === 'canary') {
@@ -79,5 +89,18 @@ export function decodeBusFrame(text: string): Decoded {
 
 /** The BusMessage the gateway sees for a decoded message frame. */
 export function toBusMessage(frame: Extract<BusFrame, { t: 'msg' }>): BusMessage {
-  return { ...frame.e, origin: frame.o };
+  const message: BusMessage = { ...frame.e, origin: frame.o };
+  if (frame.p) message.position = { offset: frame.p[0], epoch: frame.p[1] };
+  return message;
+}
+
+/**
+ * A message frame split where a store splices in its position: `head` is the frame up to
+ * and including the origin (messagePrefix), `tail` the rest, so that
+ * `head + '"p":[OFFSET,"EPOCH"],' + tail` is the frame with its position.
+ */
+export function splitForPosition(origin: string, envelope: Envelope): { head: string; tail: string } {
+  const text = encodeMessage(origin, envelope);
+  const head = messagePrefix(origin);
+  return { head, tail: text.slice(head.length) };
 }

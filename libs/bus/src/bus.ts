@@ -18,6 +18,8 @@ export interface BusMessage extends Envelope {
 export interface BusEvents {
   /** A message another node published. Own echoes are already dropped. */
   message: [message: BusMessage];
+  /** This node's own message coming back (only while `echoes` is on), with its position. */
+  echo: [message: BusMessage];
   /** Connected (again): the gateway backfills from shared history what it may have missed. */
   up: [info: { reconnect: boolean; downSince: number | null }];
   /** Lost the connection; publishes fail until `up`. */
@@ -29,6 +31,13 @@ export interface Bus extends EventEmitter<BusEvents> {
   readonly nodeId: string;
   /** Whether publishes can reach other nodes now. */
   readonly isConnected: boolean;
+  /** Emit this node's own messages as `echo` instead of dropping them (positions need them). */
+  echoes: boolean;
+  /**
+   * True when the history store publishes each message as it stores it (RedisBus with
+   * RedisHistory): then every message on the bus carries its position, echoes included.
+   */
+  readonly isPublishedByHistory?: boolean;
   /** Connects and subscribes. Resolves even if the backend is down (it keeps retrying). */
   start(): Promise<void>;
   /** Hands a message to every other node. Rejects when the bus is down or times out. */

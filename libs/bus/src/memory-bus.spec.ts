@@ -5,6 +5,17 @@ import { MemoryBus, MemoryBusHub } from './memory-bus';
 const envelope = (id: string): Envelope => ({ id, instance: 'default', subscribers: ['PHID-a'], frame: `{"k":"${id}"}`, acceptedAt: 1 });
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Waits, turn by turn, until `check` holds; fails naming `what` after a second. */
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 1_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await tick();
+  }
+}
+
+const ids = (messages: BusMessage[]) => messages.map((m) => m.id);
+
 async function nodes(count: number, hub = new MemoryBusHub()) {
   const buses = Array.from({ length: count }, (_, i) => new MemoryBus({ hub, nodeId: `n${i}` }));
   const got = buses.map(() => [] as BusMessage[]);
@@ -65,27 +76,37 @@ describe('MemoryBus', () => {
   });
 
   it('a closed node receives nothing more', async () => {
-    const { buses, got } = await nodes(2);
+    const { buses, got } = await nodes(3);
+    await buses[0].publish(envelope('before'));
+    await until('node 1 to get "before"', () => got[1].length === 1);
     await buses[1].close();
     await buses[0].publish(envelope('a'));
-    await tick();
-    expect(got[1]).toEqual([]);
+    await buses[0].publish(envelope('barrier'));
+    // The hub hands each message to the nodes in one order: once node 2 has the barrier,
+    // every delivery of "a" has been made, node 1's included.
+    await until('node 2 to get the barrier', () => ids(got[2]).includes('barrier'));
+    expect(ids(got[2])).toEqual(['before', 'a', 'barrier']);
+    expect(ids(got[1])).toEqual(['before']);
   });
 });
 
 describe('MemoryBus - one node unreachable', () => {
   it('misses traffic while unreachable and reports the outage when back', async () => {
-    const { buses, got } = await nodes(2);
+    const { buses, got } = await nodes(3);
     const ups: unknown[] = [];
     buses[1].on('up', (info) => ups.push(info));
     buses[1].setReachable(false);
     expect(buses[1].isConnected).toBe(false);
     await buses[0].publish(envelope('missed'));
-    await tick();
+    // Node 2 comes after node 1 in the hub's delivery order: once it has "missed", node 1's
+    // copy has been offered (and refused) too.
+    await until('node 2 to get "missed"', () => got[2].length === 1);
     buses[1].setReachable(true);
     await buses[0].publish(envelope('seen'));
-    await tick();
-    expect(got[1].map((m) => m.id)).toEqual(['seen']);
+    await until('node 1 to get "seen"', () => got[1].length > 0);
+    await until('node 2 to get "seen"', () => got[2].length === 2);
+    expect(ids(got[1])).toEqual(['seen']);
+    expect(ids(got[2])).toEqual(['missed', 'seen']);
     expect(ups).toEqual([{ reconnect: true, downSince: expect.any(Number) }]);
   });
 });

@@ -28,6 +28,19 @@ import type { RedisKeys } from './keys';
 
 export type RedisClient = Redis | Cluster;
 
+/** Where a store's own KEYS and ARGV end in its append script (RedisHistory's ANNOUNCE_*_BASE). */
+export interface AnnouncerBase {
+  keys: number;
+  args: number;
+}
+
+/** What RedisHistory's append script runs to publish a stored message (its `Announcer`). */
+export interface Announcer {
+  lua: string;
+  keys(envelope: Envelope): string[];
+  args(envelope: Envelope): (string | number)[];
+}
+
 export interface RedisBusOptions extends BusBaseOptions {
   /** Connection for PUBLISH (may be shared with the history store). */
   client: RedisClient;
@@ -78,6 +91,23 @@ export class RedisBus extends BusBase {
   /** Whether publish() leaves the PUBLISH to the history store's append script. */
   get isPublishedByHistory(): boolean {
     return !!this.options.publishedByHistory;
+  }
+
+  /**
+   * The part of the history append script that publishes a stored message: one PUBLISH on
+   * the channel, the message's position spliced into its frame (see bus-codec). `base`:
+   * where the store's own KEYS and ARGV end.
+   */
+  announcer(base: AnnouncerBase): Announcer {
+    const a = base.args;
+    return {
+      lua: `redis.call('PUBLISH', ARGV[${a + 1}], ARGV[${a + 2}] .. '"p":[' .. seq .. ',"' .. epoch .. '"],' .. ARGV[${a + 3}])\n`,
+      keys: () => [],
+      args: (envelope) => {
+        const { head, tail } = this.splitForPosition(envelope);
+        return [this.channel, head, tail];
+      },
+    };
   }
 
   async start(): Promise<void> {
@@ -199,7 +229,7 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function quit(client: RedisClient): Promise<void> {
+export async function quit(client: RedisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
     client.disconnect();

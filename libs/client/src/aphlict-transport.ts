@@ -4,7 +4,7 @@
  * JX.Aphlict (load balancers drop idle connections), and a missing pong ends the connection
  * so a half-open socket does not hide lost messages.
  */
-import type { TidingsMessage } from './types';
+import { TOKEN_EXPIRED_CLOSE_CODE, type AuthFailure, type TidingsMessage } from './types';
 import type { Transport, TransportHandlers } from './transport';
 
 /** What the client needs of a WebSocket: the browser's, Node's global one, or `ws`. */
@@ -13,6 +13,7 @@ export interface WebSocketLike {
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code?: number; reason?: string }) => void) | null;
+  /** Node's `ws` passes an ErrorEvent whose message names a refused upgrade's status; browsers say nothing. */
   onerror: ((ev: unknown) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
@@ -42,6 +43,24 @@ export function aphlictUrl(url: string, instance: string): string {
   return u.toString();
 }
 
+/**
+ * The client's connection token on the WebSocket URL, as `?token=` (browsers cannot set
+ * headers on a WebSocket); any `token` already in the URL is replaced.
+ */
+export function withToken(url: string, token: string | undefined): string {
+  if (token === undefined) return url;
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
+
+/** The HTTP status of a refused upgrade, from the error `ws` reports ("Unexpected server response: 401"). */
+function refusedStatus(error: unknown): number | undefined {
+  const message = (error as { message?: unknown } | null)?.message;
+  const match = typeof message === 'string' ? /Unexpected server response: (\d{3})/.exec(message) : null;
+  return match ? Number(match[1]) : undefined;
+}
+
 export class AphlictTransport implements Transport {
   private readonly ws: WebSocketLike;
   private readonly pongWaiters: (() => void)[] = [];
@@ -49,6 +68,9 @@ export class AphlictTransport implements Transport {
   private pongDeadline?: ReturnType<typeof setTimeout>;
   private connectTimer?: ReturnType<typeof setTimeout>;
   private ended = false;
+  private opened = false;
+  /** The status of a refused upgrade, when the WebSocket implementation tells it. */
+  private refused?: number;
   private closedSignal?: () => void;
   private readonly closedPromise: Promise<void>;
 
@@ -60,13 +82,17 @@ export class AphlictTransport implements Transport {
     this.ws = new options.WebSocket(options.url);
     this.connectTimer = setTimeout(() => this.end('connect timeout'), options.connectTimeoutMs);
     this.ws.onopen = () => {
+      this.opened = true;
       clearTimeout(this.connectTimer);
       this.pingTimer = setInterval(() => this.ping(), options.pingIntervalMs);
       this.handlers.onOpen();
     };
     this.ws.onmessage = (ev) => this.onFrame(ev.data);
-    this.ws.onerror = () => undefined; // the close that follows carries the outcome
-    this.ws.onclose = (ev) => this.end(ev.code ? `closed with ${ev.code}${ev.reason ? ` ${ev.reason}` : ''}` : 'closed');
+    // The close that follows carries the outcome; the error may say why an upgrade was refused.
+    this.ws.onerror = (ev) => {
+      if (!this.opened) this.refused ??= refusedStatus(ev);
+    };
+    this.ws.onclose = (ev) => this.onSocketClose(ev);
   }
 
   async subscribe(phids: string[]): Promise<void> {
@@ -145,13 +171,21 @@ export class AphlictTransport implements Transport {
     this.handlers.onMessage(message as TidingsMessage);
   }
 
+  private onSocketClose(ev: { code?: number; reason?: string }): void {
+    if (this.refused !== undefined) {
+      return this.end(`refused: HTTP ${this.refused}`, this.refused === 401 ? 'unauthorized' : undefined);
+    }
+    const reason = ev.code ? `closed with ${ev.code}${ev.reason ? ` ${ev.reason}` : ''}` : 'closed';
+    this.end(reason, ev.code === TOKEN_EXPIRED_CLOSE_CODE ? 'token_expired' : undefined);
+  }
+
   private stopTimers(): void {
     clearTimeout(this.connectTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.pongDeadline);
   }
 
-  private end(reason: string): void {
+  private end(reason: string, auth?: AuthFailure): void {
     if (this.ended) return;
     this.ended = true;
     this.stopTimers();
@@ -166,6 +200,6 @@ export class AphlictTransport implements Transport {
     }
     this.closedSignal?.();
     for (const w of this.pongWaiters.splice(0)) w();
-    this.handlers.onClose(reason);
+    this.handlers.onClose(reason, auth);
   }
 }

@@ -1,15 +1,17 @@
 /**
- * Tidings' Socket.IO contract: `auth: {instance}`, `subscribe` / `unsubscribe` / `replay`
+ * Tidings' Socket.IO contract: `auth: {instance, token}`, `subscribe` / `unsubscribe` / `replay`
  * with acks, `message` events. Socket.IO's own reconnection is off: the client applies one
  * policy to both transports. engine.io's heartbeat keeps the connection alive, so no pings.
  */
 import { io, type Socket } from 'socket.io-client';
-import { TidingsAckError, type SocketIoAck, type TidingsMessage } from './types';
+import { TidingsAckError, type AuthFailure, type SocketIoAck, type TidingsMessage } from './types';
 import type { Transport, TransportHandlers } from './transport';
 
 export interface SocketIoTransportOptions {
   url: string;
   instance: string;
+  /** The connection token, sent in the handshake as `auth.token`. */
+  token?: string;
   /** Socket.IO's path on the client port. */
   path: string;
   ackTimeoutMs: number;
@@ -32,7 +34,7 @@ export class SocketIoTransport implements Transport {
     // The URL's path would name a Socket.IO namespace: only its origin is used.
     this.socket = io(u.origin, {
       path: options.path,
-      auth: { instance: options.instance },
+      auth: options.token === undefined ? { instance: options.instance } : { instance: options.instance, token: options.token },
       reconnection: false,
       forceNew: true,
       timeout: options.connectTimeoutMs,
@@ -49,7 +51,8 @@ export class SocketIoTransport implements Transport {
       this.handlers.onMessage(message as TidingsMessage);
     });
     this.socket.on('disconnect', (reason) => this.end(`disconnected: ${reason}`));
-    this.socket.on('connect_error', (err) => this.end(`connect error: ${err.message}`));
+    // The server's middleware refuses a missing or bad token with the error `unauthorized`.
+    this.socket.on('connect_error', (err) => this.end(`connect error: ${err.message}`, err.message === 'unauthorized' ? 'unauthorized' : undefined));
   }
 
   subscribe(phids: string[]): Promise<void> {
@@ -79,11 +82,11 @@ export class SocketIoTransport implements Transport {
     }
   }
 
-  private end(reason: string): void {
+  private end(reason: string, auth?: AuthFailure): void {
     if (this.ended) return;
     this.ended = true;
     this.socket.removeAllListeners();
     this.socket.disconnect();
-    this.handlers.onClose(reason);
+    this.handlers.onClose(reason, auth);
   }
 }

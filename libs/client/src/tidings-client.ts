@@ -7,15 +7,42 @@ import { TypedEmitter } from './emitter';
 import { ReconnectPolicy, type ReconnectOptions } from './reconnect-policy';
 import { RecentIds } from './recent-ids';
 import type { Transport, TransportHandlers } from './transport';
-import { AphlictTransport, aphlictUrl, type WebSocketConstructor } from './aphlict-transport';
+import { AphlictTransport, aphlictUrl, withToken, type WebSocketConstructor } from './aphlict-transport';
 import { SocketIoTransport } from './socketio-transport';
-import { DEFAULT_INSTANCE, type ClientEvents, type ClientStatus, type TidingsMessage, type TransportName } from './types';
+import {
+  DEFAULT_INSTANCE,
+  TidingsAuthError,
+  type AuthFailure,
+  type ClientEvents,
+  type ClientStatus,
+  type TidingsMessage,
+  type TransportName,
+} from './types';
+
+/** Gives the connection token for the next attempt; may fetch it (short-lived tokens). */
+export type TokenProvider = () => string | Promise<string>;
 
 export interface ClientOptions {
   /** The tenant. Default `default`. */
   instance?: string;
   /** `aphlict` (raw WebSocket, Phorge's protocol) or `socket.io`. Default `aphlict`. */
   transport?: TransportName;
+  /**
+   * A connection token (`auth.clientTokens`), sent with every connection: raw transport as
+   * `?token=` on the WebSocket URL (browsers cannot set headers), Socket.IO as
+   * `auth: {token}`. Fine for a token that outlives the page; use getToken for short-lived
+   * ones. Default none.
+   */
+  token?: string;
+  /**
+   * Called before every connection attempt, the first and each reconnect (also after the
+   * server refused a token or closed the connection because its token expired); the token
+   * it gives is used for that attempt. A throw, a rejection, an empty answer or no answer
+   * within `connectTimeoutMs` fails the attempt (status `reconnecting` with `auth:
+   * 'token_unavailable'`, and an `error`); the reconnect policy decides when to ask again.
+   * Not together with `token`. Default none.
+   */
+  getToken?: TokenProvider;
   /** Socket.IO's path on the client port. Default `/socket.io/`. */
   socketioPath?: string;
   /** engine.io transports for Socket.IO, in order of preference. Default websocket, then polling. */
@@ -26,7 +53,7 @@ export interface ClientOptions {
   pingIntervalMs?: number;
   /** Raw transport: a ping unanswered this long ends the connection, ms. Default 10000. */
   pongTimeoutMs?: number;
-  /** A connection that has not opened after this long is given up, ms. Default 10000. */
+  /** A connection that has not opened after this long is given up (getToken() too), ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Socket.IO: how long to wait for an ack, ms. Default 10000. */
   ackTimeoutMs?: number;
@@ -98,6 +125,15 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     this.transportName = options.transport ?? 'aphlict';
     if (this.transportName !== 'aphlict' && this.transportName !== 'socket.io') {
       throw new Error(`tidings client: unknown transport "${String(this.transportName)}" (aphlict or socket.io)`);
+    }
+    if (options.token !== undefined && options.getToken !== undefined) {
+      throw new Error('tidings client: give token or getToken, not both');
+    }
+    if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) {
+      throw new Error('tidings client: token must be a non-empty string');
+    }
+    if (options.getToken !== undefined && typeof options.getToken !== 'function') {
+      throw new Error('tidings client: getToken must be a function');
     }
     this.policy = options.reconnect === false ? undefined : new ReconnectPolicy(options.reconnect ?? {});
     this.recent = new RecentIds(options.dedupeSize ?? 4096);
@@ -207,12 +243,21 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
       onAlive: () => {
         if (generation === this.generation) this.lastAliveAt = this.now();
       },
-      onClose: (reason) => {
-        if (generation === this.generation) this.onLost(reason, hadOpened);
+      onClose: (reason, auth) => {
+        if (generation === this.generation) this.onLost(reason, hadOpened, auth);
       },
     };
+    let token: string | undefined;
     try {
-      const transport = await this.createTransport(handlers);
+      token = await this.tokenForAttempt();
+    } catch (err) {
+      if (generation === this.generation) this.onLost(`getToken failed: ${(err as Error).message}`, false, 'token_unavailable');
+      return;
+    }
+    // close() may have come while getToken() was running.
+    if (generation !== this.generation) return;
+    try {
+      const transport = await this.createTransport(handlers, token);
       // close() may have come while the WebSocket class was loading.
       if (generation !== this.generation) void transport.close();
       else this.transport = transport;
@@ -221,7 +266,27 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     }
   }
 
-  private async createTransport(handlers: TransportHandlers): Promise<Transport> {
+  /** The fixed token, or a fresh one from getToken(), bounded by connectTimeoutMs. */
+  private async tokenForAttempt(): Promise<string | undefined> {
+    const getToken = this.options.getToken;
+    if (!getToken) return this.options.token;
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const token = await Promise.race([
+        Promise.resolve().then(getToken),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no token within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      if (typeof token !== 'string' || token === '') throw new Error('it gave no token (expected a non-empty string)');
+      return token;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async createTransport(handlers: TransportHandlers, token: string | undefined): Promise<Transport> {
     const o = this.options;
     const url = this.urls[this.urlIndex++ % this.urls.length];
     const connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
@@ -230,6 +295,7 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
         {
           url,
           instance: this.instance,
+          token,
           path: o.socketioPath ?? '/socket.io/',
           ackTimeoutMs: o.ackTimeoutMs ?? 10_000,
           connectTimeoutMs,
@@ -241,7 +307,7 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     const WebSocket = o.WebSocket ?? (await defaultWebSocket());
     return new AphlictTransport(
       {
-        url: aphlictUrl(url, this.instance),
+        url: withToken(aphlictUrl(url, this.instance), token),
         WebSocket,
         pingIntervalMs: o.pingIntervalMs ?? 15_000,
         pongTimeoutMs: o.pongTimeoutMs ?? 10_000,
@@ -286,18 +352,23 @@ export class TidingsClient extends TypedEmitter<ClientEvents> {
     this.emit('message', message);
   }
 
-  private onLost(reason: string, hadOpened: boolean): void {
+  private onLost(reason: string, hadOpened: boolean, auth?: AuthFailure): void {
     if (this.state === 'closed') return;
     this.transport = undefined;
+    // An expired token is the normal end of a connection with short-lived tokens, not an error.
+    if (auth === 'unauthorized' || auth === 'token_unavailable') {
+      this.reportError(new TidingsAuthError(auth, auth === 'unauthorized' ? `the server refused the token (${reason})` : reason));
+    }
     const delayMs = this.policy?.next(hadOpened) ?? null;
+    const why = auth ? { auth } : {};
     if (delayMs === null) {
       this.state = 'closed';
-      this.emit('status', { state: 'closed', reason });
+      this.emit('status', { state: 'closed', reason, ...why });
       return;
     }
     this.state = 'waiting';
     this.attempt++;
-    this.emit('status', { state: 'reconnecting', attempt: this.attempt, delayMs, reason });
+    this.emit('status', { state: 'reconnecting', attempt: this.attempt, delayMs, reason, ...why });
     this.retryTimer = setTimeout(() => void this.attemptConnection(), delayMs);
   }
 

@@ -1,13 +1,13 @@
 /** One connection attempt over one transport. The client makes a new one for every attempt. */
-import type { TidingsMessage } from './types';
+import type { AuthFailure, TidingsMessage } from './types';
 
 export interface TransportHandlers {
   onOpen(): void;
   onMessage(message: TidingsMessage): void;
   /** Any sign of life from the server (a pong, a heartbeat, a message). */
   onAlive(): void;
-  /** The connection ended, or could not be made. Not called after close(). */
-  onClose(reason: string): void;
+  /** The connection ended, or could not be made; `auth` when the token was why. Not called after close(). */
+  onClose(reason: string, auth?: AuthFailure): void;
 }
 
 export interface Transport {

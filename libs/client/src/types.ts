@@ -15,21 +15,54 @@ export type TransportName = 'aphlict' | 'socket.io';
 /** The instance used when none is given. */
 export const DEFAULT_INSTANCE = 'default';
 
+/**
+ * Why a connection failed or ended for its token, when that is known:
+ * - `unauthorized`: the server refused the token (HTTP 401 on the raw WebSocket upgrade,
+ *   which only Node's WebSocket reports, browsers hide it; Socket.IO `connect_error`
+ *   `unauthorized`);
+ * - `token_expired`: the server closed the connection because its token expired (raw close
+ *   code 4001); the client fetches a new token and reconnects at once;
+ * - `token_unavailable`: `getToken()` threw, rejected, gave no non-empty string, or did not
+ *   answer within `connectTimeoutMs`.
+ */
+export type AuthFailure = 'unauthorized' | 'token_expired' | 'token_unavailable';
+
+/** Close code of a raw connection whose token expired (the server's TOKEN_EXPIRED). */
+export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
+
 export type ClientStatus =
   /** A connection attempt started (`attempt` 0 is the first connection). */
   | { state: 'connecting'; attempt: number }
   /** Connected; after a reconnect, subscriptions were sent again and a replay asked for. */
   | { state: 'open'; reconnected: boolean }
-  /** The connection was lost or could not be made; the next attempt starts after `delayMs`. */
-  | { state: 'reconnecting'; attempt: number; delayMs: number; reason: string }
+  /**
+   * The connection was lost or could not be made; the next attempt starts after `delayMs`.
+   * `auth` is set when it was for the token (see AuthFailure).
+   */
+  | { state: 'reconnecting'; attempt: number; delayMs: number; reason: string; auth?: AuthFailure }
   /** Finished: close() was called, or the reconnect policy gave up. */
-  | { state: 'closed'; reason: string };
+  | { state: 'closed'; reason: string; auth?: AuthFailure };
 
 export interface ClientEvents {
   message: [message: TidingsMessage];
   status: [status: ClientStatus];
-  /** Something went wrong that the client survives (a refused subscribe after a reconnect, a transport error). */
+  /**
+   * Something went wrong that the client survives (a refused subscribe after a reconnect, a
+   * transport error); a TidingsAuthError when the server refused the token or getToken()
+   * failed (the client tries again with a fresh token, as its reconnect policy says).
+   */
   error: [error: Error];
+}
+
+/** The server refused the connection's token, or getToken() failed. Emitted as `error`. */
+export class TidingsAuthError extends Error {
+  override name = 'TidingsAuthError';
+  constructor(
+    readonly code: Exclude<AuthFailure, 'token_expired'>,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Raised when the server refuses a subscribe, unsubscribe or replay (Socket.IO error ack). */

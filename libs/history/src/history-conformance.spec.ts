@@ -26,7 +26,7 @@ let run = 0;
 const testKeys = (prefix: string) => ({
   busChannel: `${prefix}bus`,
   historyLog: (instance: string) => `{${prefix}${instance}}:log`,
-  historySeq: (instance: string) => `{${prefix}${instance}}:seq`,
+  historyMeta: (instance: string) => `{${prefix}${instance}}:meta`,
   historySeen: (instance: string, id: string) => `{${prefix}${instance}}:seen:${id}`,
 });
 
@@ -70,7 +70,7 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     }
     const all = await store.recent('default', 60_000);
     expect(ids(all)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
-    expect(all[2]).toEqual(sent[2]);
+    expect(all[2]).toEqual({ ...sent[2], position: { offset: 3, epoch: expect.stringMatching(/^[0-9a-f]{16}$/) } });
   });
 
   it('reads only the requested window', async () => {
@@ -150,5 +150,60 @@ describe.each(factories)('history store conformance - %s', (_name, create) => {
     const e = { ...envelope('default', 'u'), frame: JSON.stringify({ subscribers: ['x'], text: 'héllo ✓ 日本 🎉' }) };
     await store.append(e);
     expect((await store.recent('default', 60_000))[0].frame).toBe(e.frame);
+  });
+
+  describe('positions', () => {
+    it('gives each message the next offset of its instance under one epoch, also on reads', async () => {
+      store = create({ maxMessages: 100, maxAgeMs: 60_000 });
+      const head = await store.head('default');
+      expect(head.offset).toBe(0);
+      expect(head.epoch).toMatch(/^[0-9a-f]{16}$/);
+      expect(await store.head('default')).toEqual(head); // drawn once
+      const p1 = await store.append(envelope('default', 'a'));
+      const p2 = await store.append(envelope('default', 'b'));
+      const other = await store.append(envelope('other', 'x'));
+      expect([p1, p2]).toEqual([
+        { offset: 1, epoch: head.epoch },
+        { offset: 2, epoch: head.epoch },
+      ]);
+      expect(other?.offset).toBe(1);
+      expect(other?.epoch).not.toBe(head.epoch);
+      expect((await store.recent('default', 60_000)).map((e) => e.position)).toEqual([p1, p2]);
+      expect(await store.head('default')).toEqual({ offset: 2, epoch: head.epoch });
+    });
+
+    it('replays what came after a position, and says it is all only when nothing after it left history', async () => {
+      store = create({ maxMessages: 3, maxAgeMs: 60_000 });
+      const positions = [];
+      for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) positions.push(await store.append(envelope('default', id)));
+      const { epoch } = positions[0]!;
+      const after = (offset: number, e = epoch) => store.after('default', { offset, epoch: e });
+      // m3..m5 are kept: from offset 2 on, everything is there.
+      expect(await after(2)).toMatchObject({ recovered: true, head: { offset: 5, epoch } });
+      expect(ids((await after(2)).entries)).toEqual(['m3', 'm4', 'm5']);
+      expect(ids((await after(4)).entries)).toEqual(['m5']);
+      expect(await after(5)).toEqual({ entries: [], recovered: true, head: { offset: 5, epoch } });
+      // m2 was trimmed: a client at offset 1 cannot have everything.
+      expect(await after(1)).toMatchObject({ recovered: false });
+      expect(ids((await after(1)).entries)).toEqual(['m3', 'm4', 'm5']);
+      // Another epoch: offsets mean nothing; every kept message, and not recovered.
+      const foreign = await after(4, 'another-epoch');
+      expect(foreign.recovered).toBe(false);
+      expect(ids(foreign.entries)).toEqual(['m3', 'm4', 'm5']);
+      // A position ahead of history is not one of this history's.
+      expect(await after(9)).toMatchObject({ recovered: false });
+    });
+
+    it('keeps counting after every message aged out, so an old position is not taken for a recent one', async () => {
+      store = create({ maxMessages: 100, maxAgeMs: 200 });
+      const first = await store.append(envelope('default', 'a'));
+      await store.append(envelope('default', 'b'));
+      await sleep(300);
+      expect(await store.recent('default', 60_000)).toEqual([]);
+      expect(await store.after('default', first!)).toMatchObject({ recovered: false, entries: [] });
+      expect(await store.after('default', { offset: 2, epoch: first!.epoch })).toMatchObject({ recovered: true });
+      const third = await store.append(envelope('default', 'c'));
+      expect(third).toEqual({ offset: 3, epoch: first!.epoch });
+    });
   });
 });

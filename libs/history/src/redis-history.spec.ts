@@ -27,7 +27,7 @@ let run = 0;
 const testKeys = (prefix: string) => ({
   busChannel: `${prefix}bus`,
   historyLog: (instance: string) => `{${prefix}${instance}}:log`,
-  historySeq: (instance: string) => `{${prefix}${instance}}:seq`,
+  historyMeta: (instance: string) => `{${prefix}${instance}}:meta`,
   historySeen: (instance: string, id: string) => `{${prefix}${instance}}:seen:${id}`,
 });
 
@@ -43,10 +43,10 @@ const envelope = (id: string, acceptedAt = Date.now(), instance = 'default'): En
 describe('RedisHistory', () => {
   it('stores an (instance, id) once, however many copies arrive', async () => {
     const history = new RedisHistory({ client: client(), keys: freshKeys() });
-    expect(await history.appendOnce(envelope('a'))).toBe(true);
-    expect(await history.appendOnce(envelope('a'))).toBe(false);
+    expect(await history.appendOnce(envelope('a'))).toMatchObject({ offset: 1 });
+    expect(await history.appendOnce(envelope('a'))).toBeNull();
     await Promise.all([history.append(envelope('b')), history.append(envelope('b')), history.append(envelope('b'))]);
-    expect(await history.appendOnce(envelope('a', Date.now(), 'other'))).toBe(true);
+    expect(await history.appendOnce(envelope('a', Date.now(), 'other'))).toMatchObject({ offset: 1 });
     expect((await history.recent('default', 60_000)).map((e) => e.id)).toEqual(['a', 'b']);
     expect(history.counts).toMatchObject({ stored: 3, duplicates: 3 });
   });
@@ -67,7 +67,11 @@ describe('RedisHistory', () => {
     const history = new RedisHistory({
       client: client(),
       keys,
-      announce: { channel: keys.busChannel, encode: (e) => `bus:${e.id}` },
+      announce: {
+        lua: `redis.call('PUBLISH', ARGV[8], ARGV[9] .. '"p":[' .. seq .. ',"' .. epoch .. '"],' .. ARGV[10])`,
+        keys: () => [],
+        args: (e) => [keys.busChannel, `bus:${e.id}:`, 'end'],
+      },
     });
     await history.append(envelope('x'));
     await history.append(envelope('x'));
@@ -75,7 +79,8 @@ describe('RedisHistory', () => {
     const deadline = Date.now() + 2_000;
     while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 50));
-    expect(got).toEqual(['bus:x', 'bus:y']);
+    // The script splices each message's position in between the two halves.
+    expect(got).toEqual([expect.stringMatching(/^bus:x:"p":\[1,"[0-9a-f]{16}"\],end$/), expect.stringMatching(/^bus:y:"p":\[2,"[0-9a-f]{16}"\],end$/)]);
   });
 
   it('fails fast and names the operation when Redis is down, and works again after', async () => {
@@ -120,11 +125,13 @@ describe('RedisHistory', () => {
     const c = client();
     const history = new RedisHistory({ client: c, keys, maxAgeMs: 1_000 });
     await history.append(envelope('a'));
-    for (const key of [keys.historyLog('default'), keys.historySeq('default')]) {
-      const ttl = await c.pttl(key);
-      expect(ttl).toBeGreaterThan(0);
-      expect(ttl).toBeLessThanOrEqual(1_000 + 10_000);
-    }
+    const logTtl = await c.pttl(keys.historyLog('default'));
+    expect(logTtl).toBeGreaterThan(0);
+    expect(logTtl).toBeLessThanOrEqual(1_000 + 10_000);
+    // The offset counter and epoch outlive the log (a day), so offsets go on across idle periods.
+    const metaTtl = await c.pttl(keys.historyMeta('default'));
+    expect(metaTtl).toBeGreaterThan(23 * 3_600_000);
+    expect(metaTtl).toBeLessThanOrEqual(24 * 3_600_000);
     const seenTtl = await c.pttl(keys.historySeen('default', 'a'));
     expect(seenTtl).toBeGreaterThan(1_000 + 10_000); // outlives the log: a late copy is not stored again
     expect(seenTtl).toBeLessThanOrEqual(2 * 1_000 + 10_000);

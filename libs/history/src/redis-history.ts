@@ -5,14 +5,19 @@
  * Layout per instance (names come from the gateway's key builder, @tidings/bus keys.ts;
  * all keys of an instance share one hash tag, so on Redis Cluster the script stays in one
  * slot):
- * - log:  sorted set, score = acceptedAt, member = 16 hex digits of an insertion counter
- *         + the envelope's JSON (the counter keeps messages of one millisecond in order);
- * - seq:  that counter;
+ * - log:  sorted set, score = Redis's time of the append, member = 16 hex digits of the
+ *         message's offset + the envelope's JSON (the offset also keeps messages of one
+ *         millisecond in order);
+ * - meta: hash of the offset counter (`seq`) and the history's `epoch` (drawn when the hash
+ *         is created: a flush, a restart without persistence or a day idle loses the hash,
+ *         and the next epoch tells clients their offsets mean nothing any more). Outlives
+ *         the log (TTL a day), so offsets go on across idle periods;
  * - seen: one key per message id with a TTL of twice the window, so an id is stored once
  *         even after count trimming evicted it (a copy relayed back late is not re-added).
  *
  * append() is one script, one round trip: dedupe, add, trim by age and count, refresh
- * TTLs and, when `announce` is set, PUBLISH the bus message in the same script. That is
+ * TTLs and, when `announce` is set, publish the bus message in the same script (the bus
+ * supplies that part: one PUBLISH, or one per interested gateway). That is
  * the split between HistoryStore and Bus with Redis: the store publishes (atomically with
  * the append, and only the first copy of an id), the bus subscribes, decodes and runs
  * canaries; its publish() sends nothing (RedisBus `publishedByHistory`). So one publish
@@ -25,8 +30,10 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { silentLogger, type Envelope, type Logger } from '@tidings/protocol';
-import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore } from './history-store';
+import { createHash, randomBytes } from 'node:crypto';
+import { silentLogger, type Envelope, type Logger, type Position } from '@tidings/protocol';
+import { HISTORY_DEFAULTS, type HistoryOptions, type HistoryStats, type HistoryStore, type ReplayAfter } from './history-store';
+import { isRecovered } from './memory-history';
 
 export type RedisClient = Redis | Cluster;
 
@@ -42,7 +49,8 @@ function isCluster(client: RedisClient): client is Cluster {
 /** Key names of an instance's history (see @tidings/bus createRedisKeys). */
 export interface RedisHistoryKeys {
   historyLog(instance: string): string;
-  historySeq(instance: string): string;
+  /** Hash of the instance's offset counter (`seq`) and epoch. */
+  historyMeta(instance: string): string;
   historySeen(instance: string, id: string): string;
 }
 
@@ -51,8 +59,8 @@ export interface RedisHistoryOptions extends HistoryOptions {
   keys: RedisHistoryKeys;
   /** Longest wait for one Redis command; the promise rejects after it. Default 2000 ms. */
   commandTimeoutMs?: number;
-  /** Also PUBLISH each newly stored message in the append script (see the file comment). */
-  announce?: { channel: string; encode(envelope: Envelope): string };
+  /** Also publish each newly stored message in the append script (see the file comment). */
+  announce?: Announcer;
   /** Close (QUIT) the client on close(). Default false: the caller owns it. */
   closeClient?: boolean;
   logger?: Logger;
@@ -72,27 +80,81 @@ export class HistoryTimeoutError extends HistoryError {
 const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-// KEYS: log, seq, seen. ARGV: payload, maxAgeMs, maxMessages, seenTtlMs, logTtlMs, channel
-// ('' for none), bus text. Returns 1 when stored, 0 for a duplicate id.
-const APPEND_LUA = `
-if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return 0 end
+// KEYS: log, meta, seen, then the announcer's. ARGV: payload, maxAgeMs, maxMessages,
+// seenTtlMs, logTtlMs, metaTtlMs, epoch candidate, then the announcer's. Returns
+// {1, offset, epoch} when stored, {0} for a duplicate id. The announcer's Lua runs after
+// the store with `seq` (the offset), `epoch` and `now` in scope: it publishes the message,
+// in the same step that stored it.
+const STORE_LUA = `
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return {0} end
 ${NOW_MS}
-local seq = redis.call('INCR', KEYS[2])
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[7])
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
 redis.call('ZADD', KEYS[1], now, string.format('%016x', seq) .. ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
 local n = redis.call('ZCARD', KEYS[1])
 local max = tonumber(ARGV[3])
 if n > max then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - max - 1) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
-return 1
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
 `;
 
-// KEYS: log. ARGV: ageMs (already at most the window). Members stored within the last ageMs.
+/** Where an announcer's KEYS and ARGV start (after the store's own). */
+export const ANNOUNCE_KEYS_BASE = 3;
+export const ANNOUNCE_ARGV_BASE = 7;
+
+/**
+ * How the append script announces a message it stored (the bus builds it): Lua run at the
+ * end of the script, after the store, with \`seq\` (the offset), \`epoch\` and \`now\` in
+ * scope; its keys follow the store's (KEYS[ANNOUNCE_KEYS_BASE + 1] on) and its arguments
+ * follow the store's (ARGV[ANNOUNCE_ARGV_BASE + 1] on). On Redis Cluster its keys must
+ * share the instance's hash tag.
+ */
+export interface Announcer {
+  lua: string;
+  keys(envelope: Envelope): string[];
+  args(envelope: Envelope): (string | number)[];
+}
+
+/** An instance's epoch, drawn (from the node's candidate) the first time it is asked for. */
+const HEAD = `
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[2])
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')`;
+
+// KEYS: log, meta. ARGV: ageMs (already at most the window), epoch candidate, metaTtlMs.
+// Returns {epoch, members stored within the last ageMs}.
 const RECENT_LUA = `
 ${NOW_MS}
-return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+${HEAD}
+return {epoch, redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')}
+`;
+
+// KEYS: log, meta. ARGV: offset, epoch candidate, metaTtlMs, maxAgeMs, client epoch.
+// Returns {offset now, epoch, offset of the oldest kept (-1: none), members after the
+// offset (all kept members when the client's epoch is not this one)}.
+const AFTER_LUA = `
+${NOW_MS}
+${HEAD}
+local since = tonumber(ARGV[1])
+if ARGV[5] ~= epoch then since = -1 end
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[4]), '+inf')
+local out = {}
+local oldest = -1
+for _, m in ipairs(members) do
+  local offset = tonumber(string.sub(m, 1, 16), 16)
+  if oldest < 0 then oldest = offset end
+  if offset > since then out[#out + 1] = m end
+end
+return {seq, epoch, oldest, out}
+`;
+
+// KEYS: log, meta. ARGV: (unused), epoch candidate, metaTtlMs. Returns {offset now, epoch}.
+const HEAD_LUA = `
+${HEAD}
+return {seq, epoch}
 `;
 
 // KEYS: log. ARGV: maxAgeMs. Returns {size, age of the oldest in ms or -1}.
@@ -105,25 +167,33 @@ if oldest[2] then return {size, now - tonumber(oldest[2])} end
 return {size, -1}
 `;
 
+/**
+ * How long an instance's offset counter and epoch outlive its last append. Far longer
+ * than the history window: a client that comes back after an idle hour still learns that
+ * it missed nothing; after a day the epoch is drawn again (and it refetches, the safe answer).
+ */
+const META_TTL_MS = 24 * 60 * 60 * 1_000;
+
 const SEQ_DIGITS = 16;
 
-type AppendCommand = (
+/** numkeys, then KEYS, then ARGV (the append script's key count depends on the announcer). */
+type AppendCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<[0] | [1, number, string]>;
+type RecentCommand = (log: string, meta: string, ageMs: number, epochCandidate: string, metaTtlMs: number) => Promise<[string, string[]]>;
+type AfterCommand = (
   log: string,
-  seq: string,
-  seen: string,
-  payload: string,
+  meta: string,
+  offset: number,
+  epochCandidate: string,
+  metaTtlMs: number,
   maxAgeMs: number,
-  maxMessages: number,
-  seenTtlMs: number,
-  logTtlMs: number,
-  channel: string,
-  busText: string,
-) => Promise<number>;
-type RecentCommand = (log: string, ageMs: number) => Promise<string[]>;
+  clientEpoch: string,
+) => Promise<[number, string, number, string[]]>;
+type HeadCommand = (log: string, meta: string, unused: string, epochCandidate: string, metaTtlMs: number) => Promise<[number, string]>;
 type StatsCommand = (log: string, maxAgeMs: number) => Promise<[number, number]>;
 interface HistoryCommands {
-  tidingsHistoryAppend: AppendCommand;
   tidingsHistoryRecent: RecentCommand;
+  tidingsHistoryAfter: AfterCommand;
+  tidingsHistoryHead: HeadCommand;
   tidingsHistoryStats: StatsCommand;
 }
 
@@ -134,6 +204,8 @@ export class RedisHistory implements HistoryStore {
   private readonly maxAgeMs: number;
   private readonly timeoutMs: number;
   private readonly announce?: RedisHistoryOptions['announce'];
+  /** The append script's command, named by its text (another announcer makes another script). */
+  private readonly appendCommand: string;
   private readonly logger: Logger;
   private readonly closeClient: boolean;
   private closing?: Promise<void>;
@@ -152,10 +224,14 @@ export class RedisHistory implements HistoryStore {
     if (!(this.maxMessages > 0) || !(this.maxAgeMs > 0)) {
       throw new Error('RedisHistory: maxMessages and maxAgeMs must be positive');
     }
+    const appendLua = `${STORE_LUA}${this.announce?.lua ?? ''}\nreturn {1, seq, epoch}\n`;
+    this.appendCommand = `tidingsHistoryAppend_${createHash('sha1').update(appendLua).digest('hex').slice(0, 12)}`;
+    if (!(this.appendCommand in this.client)) this.client.defineCommand(this.appendCommand, { lua: appendLua });
     // defineCommand runs EVALSHA and falls back to EVAL after a NOSCRIPT (restart, failover).
-    if (!('tidingsHistoryAppend' in this.client)) {
-      this.client.defineCommand('tidingsHistoryAppend', { numberOfKeys: 3, lua: APPEND_LUA });
-      this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 1, lua: RECENT_LUA, readOnly: true });
+    if (!('tidingsHistoryRecent' in this.client)) {
+      this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 2, lua: RECENT_LUA });
+      this.client.defineCommand('tidingsHistoryAfter', { numberOfKeys: 2, lua: AFTER_LUA });
+      this.client.defineCommand('tidingsHistoryHead', { numberOfKeys: 2, lua: HEAD_LUA });
       this.client.defineCommand('tidingsHistoryStats', { numberOfKeys: 1, lua: STATS_LUA, readOnly: true });
     }
   }
@@ -164,46 +240,79 @@ export class RedisHistory implements HistoryStore {
     return this.client as unknown as HistoryCommands;
   }
 
-  /** Stores the message unless its (instance, id) is already stored. Resolves true when stored now. */
-  async appendOnce(entry: Envelope): Promise<boolean> {
+  /**
+   * Stores the message unless its (instance, id) is already stored. Resolves with its
+   * position when stored now, null for a duplicate.
+   */
+  async appendOnce(entry: Envelope): Promise<Position | null> {
     const payload = JSON.stringify({
       id: entry.id,
       instance: entry.instance,
       subscribers: entry.subscribers,
       frame: entry.frame,
       acceptedAt: entry.acceptedAt,
+      touched: entry.touched,
     });
-    const stored = await this.timed(
-      this.commands.tidingsHistoryAppend(
-        this.keys.historyLog(entry.instance),
-        this.keys.historySeq(entry.instance),
-        this.keys.historySeen(entry.instance, entry.id),
-        payload,
-        this.maxAgeMs,
-        this.maxMessages,
-        2 * this.maxAgeMs + 10_000,
-        this.maxAgeMs + 10_000,
-        this.announce?.channel ?? '',
-        this.announce ? this.announce.encode(entry) : '',
-      ),
-      'history append',
-    );
-    if (stored === 1) this.counts.stored++;
-    else this.counts.duplicates++;
-    return stored === 1;
+    const keys = [this.keys.historyLog(entry.instance), this.keys.historyMeta(entry.instance), this.keys.historySeen(entry.instance, entry.id)];
+    if (this.announce) keys.push(...this.announce.keys(entry));
+    const args = [payload, this.maxAgeMs, this.maxMessages, 2 * this.maxAgeMs + 10_000, this.maxAgeMs + 10_000, META_TTL_MS, newEpoch()];
+    if (this.announce) args.push(...this.announce.args(entry));
+    const append = (this.client as unknown as Record<string, AppendCommand>)[this.appendCommand].bind(this.client);
+    const result = await this.timed(append(keys.length, ...keys, ...args), 'history append');
+    if (result[0] !== 1) {
+      this.counts.duplicates++;
+      return null;
+    }
+    this.counts.stored++;
+    return { offset: Number(result[1]), epoch: String(result[2]) };
   }
 
-  async append(entry: Envelope): Promise<void> {
-    await this.appendOnce(entry);
+  append(entry: Envelope): Promise<Position | null> {
+    return this.appendOnce(entry);
   }
 
   async recent(instance: string, ageMs: number): Promise<Envelope[]> {
     const window = Math.max(0, Math.min(ageMs, this.maxAgeMs));
-    const members = await this.timed(this.commands.tidingsHistoryRecent(this.keys.historyLog(instance), window), 'history read');
+    const [epoch, members] = await this.timed(
+      this.commands.tidingsHistoryRecent(this.keys.historyLog(instance), this.keys.historyMeta(instance), window, newEpoch(), META_TTL_MS),
+      'history read',
+    );
+    return this.decodeAll(members, epoch);
+  }
+
+  async after(instance: string, since: Position): Promise<ReplayAfter> {
+    const [seq, epoch, oldest, members] = await this.timed(
+      this.commands.tidingsHistoryAfter(
+        this.keys.historyLog(instance),
+        this.keys.historyMeta(instance),
+        since.offset,
+        newEpoch(),
+        META_TTL_MS,
+        this.maxAgeMs,
+        since.epoch,
+      ),
+      'history read',
+    );
+    const head = { offset: Number(seq), epoch: String(epoch) };
+    return { entries: this.decodeAll(members, head.epoch), head, recovered: isRecovered(since, head, Number(oldest) < 0 ? null : Number(oldest)) };
+  }
+
+  async head(instance: string): Promise<Position> {
+    const [seq, epoch] = await this.timed(
+      this.commands.tidingsHistoryHead(this.keys.historyLog(instance), this.keys.historyMeta(instance), '', newEpoch(), META_TTL_MS),
+      'history head',
+    );
+    return { offset: Number(seq), epoch: String(epoch) };
+  }
+
+  private decodeAll(members: string[], epoch: string): Envelope[] {
     const out: Envelope[] = [];
     for (const member of members) {
       const entry = this.decode(member);
-      if (entry) out.push(entry);
+      if (entry) {
+        entry.position = { offset: parseInt(member.slice(0, SEQ_DIGITS), 16), epoch };
+        out.push(entry);
+      }
     }
     return out;
   }
@@ -313,4 +422,8 @@ export class RedisHistory implements HistoryStore {
       timeout,
     ]).finally(() => clearTimeout(timer));
   }
+}
+
+function newEpoch(): string {
+  return randomBytes(8).toString('hex');
 }

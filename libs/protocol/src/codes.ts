@@ -4,6 +4,13 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** A frame over the size limit (ws sends this itself for maxPayload). */
   MESSAGE_TOO_BIG: 1009,
+  /**
+   * The node's bus was down: a socket with positions reconnects and replays from its
+   * position (exact, with `recovered`) rather than take a late backfill.
+   */
+  RESYNC: 1012,
+  /** The connection's token expired: get a new one and reconnect. */
+  TOKEN_EXPIRED: 4001,
 } as const;
 
 /** The body Aphlict's client port answers to plain HTTP; Phorge's setup check reads the 501. */

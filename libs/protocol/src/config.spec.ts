@@ -1,4 +1,4 @@
-import { ConfigError, DEFAULT_SERVERS, ENV_SETTINGS, TIDINGS_DEFAULTS, envName, resolveConfig } from './config';
+import { ConfigError, DEFAULT_SERVERS, ENV_SETTINGS, TIDINGS_DEFAULTS, envName, resolveConfig, subscribeFrameBytes } from './config';
 
 /** Phorge's conf/aphlict/aphlict.default.json, unchanged (nulls included). */
 const PHORGE_DEFAULT = {
@@ -38,11 +38,21 @@ describe('resolveConfig', () => {
     expect(config.cluster).toEqual([]);
     expect(config.history).toEqual({ maxMessages: 4096, maxAgeMs: 60_000 });
     expect(config.limits).toEqual({
-      maxBodyBytes: 1_048_576,
-      maxFrameBytes: 65_536,
+      maxBodyBytes: 524_288,
+      maxFrameBytes: 524_288,
       maxSubscriptionsPerSocket: 10_000,
+      maxSubscriptionsPerNode: 1_000_000,
       maxBufferedBytes: 1_048_576,
       maxConnections: 0,
+      maxInstances: 10_000,
+      maxConnectionsPerIp: 0,
+      trustProxy: [],
+      maxPublishesPerSecond: 0,
+    });
+    expect(config.auth).toEqual({
+      adminTokens: [],
+      adminAllow: [],
+      clientTokens: { mode: 'off', hmacSecret: '', publicKeyFile: '', issuer: '', audience: '' },
     });
     expect(config.redis.url).toBe('');
     expect(config.shutdown.drainMs).toBe(10_000);
@@ -85,10 +95,25 @@ describe('resolveConfig', () => {
   });
 
   it("takes Tidings' own keys beside Aphlict's and keeps defaults for the rest of a section", () => {
-    const config = resolveConfig({ ...MINIMAL, history: { maxMessages: 10 }, limits: { maxFrameBytes: 100 } });
+    const config = resolveConfig({ ...MINIMAL, history: { maxMessages: 10 }, limits: { maxFrameBytes: 100, maxSubscriptionsPerSocket: 2 } });
     expect(config.history).toEqual({ maxMessages: 10, maxAgeMs: 60_000 });
     expect(config.limits.maxFrameBytes).toBe(100);
-    expect(config.limits.maxBodyBytes).toBe(1_048_576);
+    expect(config.limits.maxBodyBytes).toBe(524_288);
+  });
+
+  it('admits one subscribe of the whole default subscription cap of Phorge PHIDs in one frame', () => {
+    const { limits } = resolveConfig(MINIMAL);
+    expect(subscribeFrameBytes(1)).toBe(JSON.stringify({ command: 'subscribe', data: ['x'.repeat(30)] }).length);
+    expect(subscribeFrameBytes(limits.maxSubscriptionsPerSocket)).toBeLessThanOrEqual(limits.maxFrameBytes);
+    expect(limits.maxBodyBytes + 1_024).toBeLessThanOrEqual(limits.maxBufferedBytes);
+  });
+
+  it.each([
+    [{ maxFrameBytes: 65_536 }, /limits\.maxFrameBytes \(65536\) is too small for one subscribe of limits\.maxSubscriptionsPerSocket \(10000\)/],
+    [{ maxBufferedBytes: 524_288 }, /limits\.maxBufferedBytes \(524288\) must exceed limits\.maxBodyBytes \(524288\)/],
+    [{ maxSubscriptionsPerNode: 100 }, /limits\.maxSubscriptionsPerNode \(100\) must be at least limits\.maxSubscriptionsPerSocket \(10000\)/],
+  ])('refuses limits that contradict each other, naming both: %j', (limits, message) => {
+    expect(() => resolveConfig({ ...MINIMAL, limits })).toThrow(message);
   });
 
   it('names every env variable TIDINGS_<SECTION>_<KEY>', () => {
@@ -116,6 +141,7 @@ describe('resolveConfig', () => {
       {
         TIDINGS_HISTORY_MAX_MESSAGES: '20',
         TIDINGS_LIMITS_MAX_BUFFERED_BYTES: '4096',
+        TIDINGS_LIMITS_MAX_BODY_BYTES: '2048',
         TIDINGS_SOCKETIO_ENABLED: 'false',
         TIDINGS_REDIS_URL: 'redis://127.0.0.1:6400/2',
         TIDINGS_LOG_LEVEL: 'warn',
@@ -204,6 +230,141 @@ describe('resolveConfig', () => {
       const message = errorOf(() => resolveConfig({ ...MINIMAL, history: { maxMessages: -1, maxAgeMs: 'x' } })).message;
       expect(message).toMatch(/history\.maxMessages/);
       expect(message).toMatch(/history\.maxAgeMs/);
+    });
+  });
+});
+
+describe('resolveConfig: auth and per-address limits', () => {
+  const TOKEN_A = 'tok-A-0123456789abcdef';
+  const TOKEN_B = 'tok-B-0123456789abcdef';
+  const SECRET = 's'.repeat(32);
+
+  it('reads auth from the file, keeping the defaults of keys not given', () => {
+    const config = resolveConfig({
+      ...MINIMAL,
+      auth: { adminTokens: [TOKEN_A, TOKEN_B], adminAllow: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'], clientTokens: { mode: 'required', hmacSecret: SECRET } },
+      limits: { maxConnectionsPerIp: 20, trustProxy: ['127.0.0.1'], maxPublishesPerSecond: 50 },
+      cluster: [{ host: 'peer1', port: 22281, path: `/${TOKEN_A}` }],
+    });
+    expect(config.auth).toEqual({
+      adminTokens: [TOKEN_A, TOKEN_B],
+      adminAllow: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'],
+      clientTokens: { mode: 'required', hmacSecret: SECRET, publicKeyFile: '', issuer: '', audience: '' },
+    });
+    expect(config.limits).toMatchObject({ maxConnectionsPerIp: 20, trustProxy: ['127.0.0.1'], maxPublishesPerSecond: 50, maxFrameBytes: 524_288 });
+    expect(config.cluster).toEqual([{ host: 'peer1', port: 22281, protocol: 'http', path: `/${TOKEN_A}` }]);
+  });
+
+  it('never hands out the defaults own lists or groups, so changing one config cannot change the next', () => {
+    const a = resolveConfig(MINIMAL);
+    a.auth.adminTokens.push('x');
+    a.auth.clientTokens.mode = 'required';
+    a.limits.trustProxy.push('10.0.0.1');
+    const b = resolveConfig(MINIMAL);
+    expect(b.auth.adminTokens).toEqual([]);
+    expect(b.auth.clientTokens.mode).toBe('off');
+    expect(b.limits.trustProxy).toEqual([]);
+    expect(TIDINGS_DEFAULTS.auth.adminTokens).toEqual([]);
+  });
+
+  it('names the env variables of nested and list settings', () => {
+    expect(envName('auth', 'clientTokens.hmacSecret')).toBe('TIDINGS_AUTH_CLIENT_TOKENS_HMAC_SECRET');
+    const byEnv = new Map(ENV_SETTINGS.map((s) => [s.env, s.path.join('.')]));
+    expect(Object.fromEntries([...byEnv].filter(([env]) => /^TIDINGS_(AUTH|LIMITS_(MAX_CONNECTIONS_PER_IP|TRUST_PROXY|MAX_PUBLISHES))/.test(env)))).toEqual({
+      TIDINGS_AUTH_ADMIN_TOKENS: 'auth.adminTokens',
+      TIDINGS_AUTH_ADMIN_ALLOW: 'auth.adminAllow',
+      TIDINGS_AUTH_CLIENT_TOKENS_MODE: 'auth.clientTokens.mode',
+      TIDINGS_AUTH_CLIENT_TOKENS_HMAC_SECRET: 'auth.clientTokens.hmacSecret',
+      TIDINGS_AUTH_CLIENT_TOKENS_PUBLIC_KEY_FILE: 'auth.clientTokens.publicKeyFile',
+      TIDINGS_AUTH_CLIENT_TOKENS_ISSUER: 'auth.clientTokens.issuer',
+      TIDINGS_AUTH_CLIENT_TOKENS_AUDIENCE: 'auth.clientTokens.audience',
+      TIDINGS_LIMITS_MAX_CONNECTIONS_PER_IP: 'limits.maxConnectionsPerIp',
+      TIDINGS_LIMITS_TRUST_PROXY: 'limits.trustProxy',
+      TIDINGS_LIMITS_MAX_PUBLISHES_PER_SECOND: 'limits.maxPublishesPerSecond',
+    });
+  });
+
+  it('takes lists from the environment comma-separated, and nested settings, over the file', () => {
+    const config = resolveConfig(
+      { ...MINIMAL, auth: { adminTokens: ['from-the-file-0123456789'], clientTokens: { issuer: 'file-issuer', audience: 'kept' } } },
+      {
+        TIDINGS_AUTH_ADMIN_TOKENS: ` ${TOKEN_A} ,${TOKEN_B},`,
+        TIDINGS_AUTH_ADMIN_ALLOW: '10.1.0.0/16, ::1',
+        TIDINGS_AUTH_CLIENT_TOKENS_MODE: 'required',
+        TIDINGS_AUTH_CLIENT_TOKENS_PUBLIC_KEY_FILE: '/etc/tidings/jwt.pem',
+        TIDINGS_AUTH_CLIENT_TOKENS_ISSUER: 'phorge',
+        TIDINGS_LIMITS_TRUST_PROXY: '127.0.0.1',
+        TIDINGS_LIMITS_MAX_CONNECTIONS_PER_IP: '8',
+        TIDINGS_LIMITS_MAX_PUBLISHES_PER_SECOND: '100',
+      },
+    );
+    expect(config.auth).toEqual({
+      adminTokens: [TOKEN_A, TOKEN_B],
+      adminAllow: ['10.1.0.0/16', '::1'],
+      clientTokens: { mode: 'required', hmacSecret: '', publicKeyFile: '/etc/tidings/jwt.pem', issuer: 'phorge', audience: 'kept' },
+    });
+    expect(config.limits).toMatchObject({ trustProxy: ['127.0.0.1'], maxConnectionsPerIp: 8, maxPublishesPerSecond: 100 });
+    // An empty variable is an empty list: the way to switch admin tokens off from the environment.
+    expect(resolveConfig({ ...MINIMAL, auth: { adminTokens: [TOKEN_A] } }, { TIDINGS_AUTH_ADMIN_TOKENS: '' }).auth.adminTokens).toEqual([]);
+  });
+
+  it.each([
+    ['10.0.0.1'],
+    ['10.0.0.0/8'],
+    ['0.0.0.0/0'],
+    ['::1'],
+    ['fd00::/8'],
+    ['::/0'],
+    ['::ffff:10.0.0.1'],
+    ['::ffff:10.0.0.0/104'],
+  ])('accepts the address range %s', (cidr) => {
+    expect(resolveConfig({ ...MINIMAL, limits: { trustProxy: [cidr] } }).limits.trustProxy).toEqual([cidr]);
+  });
+
+  describe('errors name the keys, and never repeat a token', () => {
+    it.each([
+      ['an admin token under 16 characters', { auth: { adminTokens: ['short-token'] } }, /auth\.adminTokens\[0\]: must be at least 16 characters/],
+      ['an empty admin token', { auth: { adminTokens: [TOKEN_A, ''] } }, /auth\.adminTokens\[1\]: must be at least 16/],
+      ['an admin token with a space', { auth: { adminTokens: ['has a space 0123456789'] } }, /auth\.adminTokens\[0\]: may hold only/],
+      ['an admin token with a /', { auth: { adminTokens: ['has/a/slash/0123456789'] } }, /auth\.adminTokens\[0\]: may hold only/],
+      ['an admin token with a ?', { auth: { adminTokens: ['has?a-query-0123456789'] } }, /auth\.adminTokens\[0\]: may hold only/],
+      ['an admin token that is not a string', { auth: { adminTokens: [12345678901234567890] } }, /auth\.adminTokens\[0\]/],
+      ['admin tokens that are not a list', { auth: { adminTokens: TOKEN_A } }, /auth\.adminTokens/],
+      ['an allow entry that is not an address', { auth: { adminTokens: [TOKEN_A], adminAllow: ['10.0.0.0/33'] } }, /auth\.adminAllow\[0\]: "10\.0\.0\.0\/33" is not an IP address/],
+      ['a hostname in trustProxy', { limits: { trustProxy: ['proxy.example'] } }, /limits\.trustProxy\[0\]: "proxy\.example" is not/],
+      ['an IPv4 address in hex', { limits: { trustProxy: ['0xa.0.0.1'] } }, /limits\.trustProxy\[0\]/],
+      ['an IPv6 zone id', { limits: { trustProxy: ['fe80::1%eth0'] } }, /limits\.trustProxy\[0\]/],
+      ['an IPv6 prefix over 128', { limits: { trustProxy: ['fd00::/129'] } }, /limits\.trustProxy\[0\]/],
+      ['an unknown client token mode', { auth: { clientTokens: { mode: 'optional' } } }, /auth\.clientTokens\.mode/],
+      ['an unknown key under clientTokens', { auth: { clientTokens: { secret: 'x' } } }, /auth\.clientTokens: unknown key "secret"/],
+      ['an HMAC secret under 32 characters', { auth: { clientTokens: { hmacSecret: 'x'.repeat(31) } } }, /auth\.clientTokens\.hmacSecret: must be at least 32 characters/],
+      ['a negative per-address connection cap', { limits: { maxConnectionsPerIp: -1 } }, /limits\.maxConnectionsPerIp/],
+      ['a fractional publish rate', { limits: { maxPublishesPerSecond: 0.5 } }, /limits\.maxPublishesPerSecond/],
+      ['a cluster path without a leading /', { cluster: [{ host: 'h', port: 1, path: 'TOKEN' }] }, /cluster\[0\]\.path: must start with \//],
+      ['a cluster path with a query', { cluster: [{ host: 'h', port: 1, path: '/TOKEN?x=1' }] }, /cluster\[0\]\.path/],
+      ['a cluster path with non-ASCII text', { cluster: [{ host: 'h', port: 1, path: '/tökén' }] }, /cluster\[0\]\.path: .*visible ASCII/],
+      [
+        'client tokens required without a secret or key file',
+        { auth: { clientTokens: { mode: 'required', issuer: 'phorge' } } },
+        /auth\.clientTokens\.mode "required" needs auth\.clientTokens\.hmacSecret or auth\.clientTokens\.publicKeyFile/,
+      ],
+      ['an admin allow-list without admin tokens', { auth: { adminAllow: ['10.0.0.0/8'] } }, /auth\.adminAllow needs auth\.adminTokens/],
+    ])('%s', (_what, file, pattern) => {
+      const message = errorOf(() => resolveConfig({ ...MINIMAL, ...file })).message;
+      expect(message).toMatch(pattern);
+      for (const secret of ['short-token', 'has a space', 'has/a/slash', 'has?a-query', 'x'.repeat(31)]) expect(message).not.toContain(secret);
+    });
+
+    it('the same contradictions are refused when they come from the environment', () => {
+      expect(errorOf(() => resolveConfig(MINIMAL, { TIDINGS_AUTH_CLIENT_TOKENS_MODE: 'required' })).message).toMatch(/auth\.clientTokens\.mode "required" needs/);
+      expect(errorOf(() => resolveConfig(MINIMAL, { TIDINGS_AUTH_ADMIN_TOKENS: `${TOKEN_A},tiny` })).message).toMatch(/auth\.adminTokens\[1\]: must be at least 16/);
+      expect(errorOf(() => resolveConfig(MINIMAL, { TIDINGS_LIMITS_TRUST_PROXY: '10.0.0.0/8,nonsense' })).message).toMatch(/limits\.trustProxy\[1\]/);
+    });
+
+    it('positive control: each contradiction above resolves once its other half is given', () => {
+      expect(resolveConfig({ ...MINIMAL, auth: { clientTokens: { mode: 'required', hmacSecret: SECRET } } }).auth.clientTokens.mode).toBe('required');
+      expect(resolveConfig({ ...MINIMAL, auth: { adminTokens: [TOKEN_A], adminAllow: ['10.0.0.0/8'] } }).auth.adminAllow).toEqual(['10.0.0.0/8']);
+      expect(resolveConfig({ ...MINIMAL, auth: { adminTokens: ["A-z0-9._~!$&'()*+,;=:@-"] } }).auth.adminTokens).toHaveLength(1);
     });
   });
 });

@@ -8,6 +8,7 @@
  * TIDINGS_HISTORY_MAX_MESSAGES); see ENV_SETTINGS for the full list.
  */
 import { z } from 'zod';
+import { isCidr } from './cidr';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -36,8 +37,41 @@ const peerSchema = z
     host: z.string().min(1),
     port,
     protocol: z.enum(['http', 'https']).default('http'),
+    /**
+     * Path prefix of the peer's admin URL, as Phorge's `notification.servers` entries carry it
+     * (`/TOKEN`). Sent as is in the request line, as Phorge sends it: visible ASCII only.
+     */
+    path: z
+      .string()
+      .regex(/^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/, 'must start with / and hold only visible ASCII characters, without spaces, ? or #')
+      .optional(),
   })
   .strict();
+
+/** A list of addresses or CIDR ranges (`auth.adminAllow`, `limits.trustProxy`). */
+const cidrList = z.array(
+  z.string().superRefine((text, ctx) => {
+    if (!isCidr(text)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${text}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, fd00::/8)` });
+  }),
+);
+
+/**
+ * Characters an admin token may hold: those that travel unchanged in a URL path segment
+ * (RFC 3986 pchar without %-escapes), since Phorge sends the token as the first one.
+ */
+const ADMIN_TOKEN_CHARS = /^[A-Za-z0-9._~!$&'()*+,;=:@-]+$/;
+/** Admin tokens travel in URLs and logs of proxies: too short a token is too easy to guess. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** RFC 7518 section 3.2: an HS256 key must be at least as long as the hash, 256 bits. */
+export const MIN_HMAC_SECRET_LENGTH = 32;
+
+// The messages never repeat the token: config errors are printed and logged.
+const adminToken = z
+  .string()
+  .min(MIN_ADMIN_TOKEN_LENGTH, `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (tokens travel in URLs)`)
+  .regex(ADMIN_TOKEN_CHARS, "may hold only A-Z a-z 0-9 and -._~!$&'()*+,;=:@ (no spaces or /: it travels as a URL path segment)");
+
+export type ClientTokenMode = 'off' | 'required';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -50,16 +84,39 @@ export const TIDINGS_DEFAULTS = {
     maxAgeMs: 60_000,
   },
   limits: {
-    /** Largest admin request body; larger ones get 413 without being read whole. */
-    maxBodyBytes: 1_048_576,
-    /** Largest client frame; larger ones close the socket with 1009. */
-    maxFrameBytes: 65_536,
+    /**
+     * Largest admin request body; larger ones get 413 without being read whole. Below
+     * maxBufferedBytes, so that the largest message can be delivered to a socket at all.
+     */
+    maxBodyBytes: 524_288,
+    /**
+     * Largest client frame; larger ones close the socket with 1009. Admits one `subscribe`
+     * of maxSubscriptionsPerSocket Phorge PHIDs (30 characters each: about 330 KB).
+     */
+    maxFrameBytes: 524_288,
     /** Subscriptions one socket may hold; PHIDs past it are ignored and logged. */
     maxSubscriptionsPerSocket: 10_000,
     /** Unsent bytes a socket may hold before it is closed as a slow reader. */
     maxBufferedBytes: 1_048_576,
+    /**
+     * Subscriptions one node holds over all its sockets (raw and Socket.IO); PHIDs past it
+     * are refused as past the per-socket cap. About 100 bytes each on raw sockets and 300 on
+     * Socket.IO (bench/subscriptions.mjs): sized for a small server.
+     */
+    maxSubscriptionsPerNode: 1_000_000,
     /** Client connections one node accepts at once (0: no limit). */
     maxConnections: 0,
+    /**
+     * Instances (tenants) one node holds state for at once: sockets, or history without
+     * Redis. A socket or a publish that would open one more is refused with 503.
+     */
+    maxInstances: 10_000,
+    /** Client connections one source address may hold on a node (0: no limit); past it upgrades get 429. */
+    maxConnectionsPerIp: 0,
+    /** Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed; empty: none. */
+    trustProxy: [] as string[],
+    /** Publishes a second per admin token or source address (0: no limit); past it 429 with Retry-After. */
+    maxPublishesPerSecond: 0,
   },
   redis: {
     /** redis://HOST:PORT/DB; empty: no Redis (the embedded single-node default). */
@@ -107,13 +164,51 @@ export const TIDINGS_DEFAULTS = {
     /** pino level: trace, debug, info, warn, error, fatal. */
     level: 'info' as LogLevel,
   },
+  auth: {
+    /**
+     * Tokens of the admin port (several allow rotation); empty: no authentication, as
+     * Aphlict. Given as `Authorization: Bearer TOKEN` or as the first path segment (`/TOKEN/`).
+     */
+    adminTokens: [] as string[],
+    /** Source addresses or CIDR ranges that may use the admin port without a token (Aphlict peers). */
+    adminAllow: [] as string[],
+    /** Signed connection tokens on the client port. */
+    clientTokens: {
+      /** `off`: anyone may subscribe to anything (Aphlict); `required`: a valid token is needed. */
+      mode: 'off' as ClientTokenMode,
+      /** HS256 secret (at least 32 characters); empty: none. */
+      hmacSecret: '',
+      /** PEM file of the public key for RS256, ES256 (P-256) or EdDSA (Ed25519); empty: none. */
+      publicKeyFile: '',
+      /** Required `iss` claim; empty: not checked. */
+      issuer: '',
+      /** Required `aud` claim; empty: not checked. */
+      audience: '',
+    },
+  },
 };
 
 type Defaults = typeof TIDINGS_DEFAULTS;
 
 function section<K extends keyof Defaults>(name: K, shape: z.ZodRawShape) {
-  return z.object(shape).strict().default({}).transform((v) => ({ ...TIDINGS_DEFAULTS[name], ...v }) as Defaults[K]);
+  // A clone, so a config's lists and nested sections are never the defaults' own objects.
+  return z.object(shape).strict().default({}).transform((v) => ({ ...structuredClone(TIDINGS_DEFAULTS[name]), ...v }) as Defaults[K]);
 }
+
+const clientTokensSchema = z
+  .object({
+    mode: z.enum(['off', 'required']).optional(),
+    hmacSecret: z
+      .string()
+      .refine((s) => s === '' || s.length >= MIN_HMAC_SECRET_LENGTH, `must be at least ${MIN_HMAC_SECRET_LENGTH} characters (256 bits for HS256)`)
+      .optional(),
+    publicKeyFile: z.string().optional(),
+    issuer: z.string().optional(),
+    audience: z.string().optional(),
+  })
+  .strict()
+  .default({})
+  .transform((v) => ({ ...TIDINGS_DEFAULTS.auth.clientTokens, ...v }));
 
 export const configSchema = z
   .object({
@@ -131,6 +226,11 @@ export const configSchema = z
       maxSubscriptionsPerSocket: positiveInt.optional(),
       maxBufferedBytes: positiveInt.optional(),
       maxConnections: z.number().int().min(0).optional(),
+      maxSubscriptionsPerNode: positiveInt.optional(),
+      maxInstances: positiveInt.optional(),
+      maxConnectionsPerIp: z.number().int().min(0).optional(),
+      trustProxy: cidrList.optional(),
+      maxPublishesPerSecond: z.number().int().min(0).optional(),
     }),
     redis: section('redis', {
       url: z.string().refine((u) => u === '' || /^rediss?:\/\//.test(u), 'must start with redis:// or rediss://').optional(),
@@ -153,6 +253,7 @@ export const configSchema = z
     shutdown: section('shutdown', { drainMs: z.number().int().min(0).optional() }),
     health: section('health', { canaryIntervalMs: positiveInt.optional(), canaryMaxAgeMs: positiveInt.optional() }),
     log: section('log', { level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }),
+    auth: section('auth', { adminTokens: z.array(adminToken).optional(), adminAllow: cidrList.optional(), clientTokens: clientTokensSchema }),
   })
   .strict();
 
@@ -170,20 +271,41 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** `history.maxMessages` -> TIDINGS_HISTORY_MAX_MESSAGES */
+/**
+ * `history.maxMessages` -> TIDINGS_HISTORY_MAX_MESSAGES; a nested key is dotted:
+ * (`auth`, `clientTokens.mode`) -> TIDINGS_AUTH_CLIENT_TOKENS_MODE.
+ */
 export function envName(sectionName: string, key: string): string {
-  return `TIDINGS_${sectionName}_${key.replace(/([A-Z])/g, '_$1')}`.toUpperCase();
+  return `TIDINGS_${sectionName}_${key.replace(/([A-Z])/g, '_$1').replace(/\./g, '_')}`.toUpperCase();
 }
 
-/** Every env variable Tidings reads, with the setting it sets. */
-export const ENV_SETTINGS: { env: string; path: [string, string] }[] = Object.entries(TIDINGS_DEFAULTS).flatMap(
-  ([sec, values]) => Object.keys(values).map((key) => ({ env: envName(sec, key), path: [sec, key] as [string, string] })),
-);
+/** A nested group of settings (auth.clientTokens), as opposed to a value or a list. */
+function isGroup(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The settings under `prefix`: [path, default] for every leaf, nested groups walked. */
+function leaves(prefix: string[], values: Record<string, unknown>): [string[], unknown][] {
+  return Object.entries(values).flatMap(([key, value]) => (isGroup(value) ? leaves([...prefix, key], value) : [[[...prefix, key], value]]));
+}
+
+/** Every env variable Tidings reads, with the setting it sets (section first: `['auth', 'clientTokens', 'mode']`). */
+export const ENV_SETTINGS: { env: string; path: string[] }[] = leaves([], TIDINGS_DEFAULTS).map(([path]) => ({
+  env: envName(path[0], path.slice(1).join('.')),
+  path,
+}));
+
+/** The default of a setting, by its path in TIDINGS_DEFAULTS. */
+export function defaultOf(path: readonly string[]): unknown {
+  return path.reduce<unknown>((node, key) => (isGroup(node) ? node[key] : undefined), TIDINGS_DEFAULTS);
+}
 
 /** Server overrides by environment, for containers: TIDINGS_CLIENT_PORT, TIDINGS_ADMIN_LISTEN, ... */
 const SERVER_ENV = ['CLIENT', 'ADMIN'] as const;
 
 function coerce(raw: string, sample: unknown, env: string): unknown {
+  // Lists are comma-separated; blanks around and between entries are dropped.
+  if (Array.isArray(sample)) return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (typeof sample === 'number') {
     const n = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${env}: "${raw}" is not a number`);
@@ -218,12 +340,12 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
   for (const { env: name, path } of ENV_SETTINGS) {
     const value = env[name];
     if (value === undefined) continue;
-    const [sec, key] = path;
-    const sample = (TIDINGS_DEFAULTS as Record<string, Record<string, unknown>>)[sec][key];
-    const current = raw[sec];
-    const target = current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
-    target[key] = coerce(value, sample, name);
-    raw[sec] = target;
+    let target = raw;
+    for (const key of path.slice(0, -1)) {
+      const current = target[key];
+      target = target[key] = isGroup(current) ? current : {};
+    }
+    target[path[path.length - 1]] = coerce(value, defaultOf(path), name);
   }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
@@ -256,5 +378,57 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
     throw new ConfigError(`health.canaryMaxAgeMs (${canaryMaxAgeMs}) must be at least health.canaryIntervalMs (${canaryIntervalMs})`);
   }
   if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
+  checkLimitsAgree(config.limits);
+  checkAuth(config);
   return config;
+}
+
+/** Characters of a Phorge PHID (`PHID-USER-` and 20 more): what limits are sized for. */
+export const PHORGE_PHID_LENGTH = 30;
+
+/**
+ * The frame a `subscribe` of `count` Phorge PHIDs takes: `{"command":"subscribe","data":[...]}`
+ * with each PHID quoted and comma-separated.
+ */
+export function subscribeFrameBytes(count: number, phidLength = PHORGE_PHID_LENGTH): number {
+  return '{"command":"subscribe","data":[]}'.length + count * (phidLength + 3) - (count > 0 ? 1 : 0);
+}
+
+/** Room a delivered frame needs beyond the published body (`touched` grows by a fingerprint per node). */
+const DELIVERY_OVERHEAD_BYTES = 1_024;
+
+/**
+ * Limits that contradict each other are refused (so `--test=true` catches them): a socket
+ * must be able to subscribe to its whole allowance in one frame, and the largest message
+ * accepted for publishing must fit a socket's outgoing bound, or it could never be delivered.
+ */
+function checkLimitsAgree(limits: TidingsConfig['limits']): void {
+  const { maxFrameBytes, maxSubscriptionsPerSocket, maxSubscriptionsPerNode, maxBodyBytes, maxBufferedBytes } = limits;
+  if (maxSubscriptionsPerNode < maxSubscriptionsPerSocket) {
+    throw new ConfigError(
+      `limits.maxSubscriptionsPerNode (${maxSubscriptionsPerNode}) must be at least limits.maxSubscriptionsPerSocket (${maxSubscriptionsPerSocket})`,
+    );
+  }
+  const needed = subscribeFrameBytes(maxSubscriptionsPerSocket);
+  if (maxFrameBytes < needed) {
+    throw new ConfigError(
+      `limits.maxFrameBytes (${maxFrameBytes}) is too small for one subscribe of limits.maxSubscriptionsPerSocket (${maxSubscriptionsPerSocket}) PHIDs of ${PHORGE_PHID_LENGTH} characters (${needed} bytes): raise it or lower the subscription cap`,
+    );
+  }
+  if (maxBufferedBytes < maxBodyBytes + DELIVERY_OVERHEAD_BYTES) {
+    throw new ConfigError(
+      `limits.maxBufferedBytes (${maxBufferedBytes}) must exceed limits.maxBodyBytes (${maxBodyBytes}) by at least ${DELIVERY_OVERHEAD_BYTES} bytes, or the largest message accepted could never be delivered`,
+    );
+  }
+}
+
+/** Auth settings that contradict each other; each message names the keys. */
+function checkAuth(config: TidingsConfig): void {
+  const { adminTokens, adminAllow, clientTokens } = config.auth;
+  if (adminAllow.length > 0 && adminTokens.length === 0) {
+    throw new ConfigError('auth.adminAllow needs auth.adminTokens: without tokens every address may use the admin port already');
+  }
+  if (clientTokens.mode === 'required' && !clientTokens.hmacSecret && !clientTokens.publicKeyFile) {
+    throw new ConfigError('auth.clientTokens.mode "required" needs auth.clientTokens.hmacSecret or auth.clientTokens.publicKeyFile');
+  }
 }

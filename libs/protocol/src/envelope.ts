@@ -1,4 +1,5 @@
 import type { Notification } from './message';
+import type { Position } from './positions';
 
 /**
  * A message on its way through one node: accepted once, serialised once. `frame` is the
@@ -14,11 +15,19 @@ export interface Envelope {
   frame: string;
   /** Epoch ms when the first node accepted it. */
   acceptedAt: number;
+  /**
+   * Fingerprints of the nodes that handled it (copied from the message, this node's
+   * included), so a node can honour `touched` on the bus and in a backfill without parsing
+   * `frame`. Absent in what nodes older than this field send.
+   */
+  touched?: string[];
+  /** Its place in the instance's history, once history gave it one (positions.ts). */
+  position?: Position;
 }
 
 /** The HTTP header that carries an assigned message id from one Tidings node to a peer. */
 export const MESSAGE_ID_HEADER = 'x-tidings-message-id';
 
 export function envelopeOf(instance: string, id: string, message: Notification, acceptedAt: number): Envelope {
-  return { id, instance, subscribers: message.subscribers, frame: JSON.stringify(message), acceptedAt };
+  return { id, instance, subscribers: message.subscribers, frame: JSON.stringify(message), acceptedAt, touched: message.touched };
 }

@@ -1,4 +1,5 @@
 import { DEFAULT_REPLAY_AGE_MS, PONG_FRAME, parseClientFrame } from './frame';
+import { framedWithPosition, positionsFrame, replayedFrame } from './positions';
 
 describe('parseClientFrame', () => {
   it('decodes subscribe and unsubscribe with an array of PHIDs', () => {
@@ -72,5 +73,30 @@ describe('parseClientFrame', () => {
 
   it('has the pong frame Aphlict sends', () => {
     expect(PONG_FRAME).toBe('{"type":"pong"}');
+  });
+});
+
+describe('positions frames', () => {
+  it('decodes positions on and off, and replay by position', () => {
+    expect(parseClientFrame('{"command":"positions","data":true}')).toEqual({ command: 'positions', enabled: true });
+    expect(parseClientFrame('{"command":"positions","data":false}')).toEqual({ command: 'positions', enabled: false });
+    expect(parseClientFrame('{"command":"positions"}').command).toBe('ignored');
+    expect(parseClientFrame('{"command":"replay","data":{"since":{"offset":7,"epoch":"abc"}}}')).toEqual({
+      command: 'replay-since',
+      since: { offset: 7, epoch: 'abc' },
+    });
+    for (const since of ['null', '{}', '{"offset":-1,"epoch":"a"}', '{"offset":1.5,"epoch":"a"}', '{"offset":1,"epoch":""}', '{"offset":"1","epoch":"a"}', `{"offset":1,"epoch":"${'e'.repeat(65)}"}`]) {
+      expect(parseClientFrame(`{"command":"replay","data":{"since":${since}}}`).command).toBe('ignored');
+    }
+  });
+
+  it('adds a position as the last key of a frame, leaving the rest byte for byte', () => {
+    const frame = '{"type":"notification","key":"k","subscribers":["P"],"touched":["f"]}';
+    const positioned = framedWithPosition(frame, { offset: 12, epoch: 'e1' });
+    expect(positioned.startsWith(frame.slice(0, -1))).toBe(true);
+    expect(JSON.parse(positioned)).toEqual({ ...JSON.parse(frame), tidings: { offset: 12, epoch: 'e1' } });
+    expect(JSON.parse(framedWithPosition('{}', { offset: 1, epoch: 'e' }))).toEqual({ tidings: { offset: 1, epoch: 'e' } });
+    expect(JSON.parse(positionsFrame({ offset: 3, epoch: 'e' }))).toEqual({ type: 'positions', offset: 3, epoch: 'e' });
+    expect(JSON.parse(replayedFrame({ recovered: false, offset: 3, epoch: 'e' }))).toEqual({ type: 'replayed', recovered: false, offset: 3, epoch: 'e' });
   });
 });

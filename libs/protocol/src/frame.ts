@@ -4,12 +4,18 @@
  * and the socket keeps working (Aphlict goes deaf on `null`, `42` or a missing `data`).
  */
 
+import { decodePosition, type Position } from './positions';
+
 export const DEFAULT_REPLAY_AGE_MS = 60_000;
 
 export type ClientFrame =
   | { command: 'subscribe'; phids: string[] }
   | { command: 'unsubscribe'; phids: string[] }
   | { command: 'replay'; ageMs: number }
+  /** Replay by position (positions.ts). */
+  | { command: 'replay-since'; since: Position }
+  /** Turns positions on (or off) for this connection. */
+  | { command: 'positions'; enabled: boolean }
   | { command: 'ping' }
   | { command: 'ignored'; reason: string };
 
@@ -17,6 +23,23 @@ function phidList(data: unknown): string[] | null {
   if (!Array.isArray(data)) return null;
   for (const phid of data) if (typeof phid !== 'string') return null;
   return data as string[];
+}
+
+/** What a `replay` asks for: messages newer than an age (Aphlict), or after a position. */
+export type ReplayRequest = { kind: 'age'; ageMs: number } | { kind: 'since'; since: Position };
+
+/**
+ * A `replay`'s data on either transport: `{since: {offset, epoch}}` asks by position;
+ * anything else is Aphlict's age form (decodeReplayAge).
+ */
+export function decodeReplayRequest(event: string, data: unknown): { ok: true; request: ReplayRequest } | { ok: false; reason: string } {
+  if (data !== null && typeof data === 'object' && !Array.isArray(data) && 'since' in data) {
+    const since = decodePosition((data as { since: unknown }).since);
+    if (!since) return { ok: false, reason: `${event}: since must be {offset: a non-negative integer, epoch: a string}` };
+    return { ok: true, request: { kind: 'since', since } };
+  }
+  const age = decodeReplayAge(event, data);
+  return age.ok ? { ok: true, request: { kind: 'age', ageMs: age.ageMs } } : age;
 }
 
 /**
@@ -55,9 +78,14 @@ export function parseClientFrame(text: string): ClientFrame {
       return { command, phids };
     }
     case 'replay': {
-      const age = decodeReplayAge('replay', data);
-      return age.ok ? { command, ageMs: age.ageMs } : { command: 'ignored', reason: age.reason };
+      const decoded = decodeReplayRequest('replay', data);
+      if (!decoded.ok) return { command: 'ignored', reason: decoded.reason };
+      const { request } = decoded;
+      return request.kind === 'age' ? { command, ageMs: request.ageMs } : { command: 'replay-since', since: request.since };
     }
+    case 'positions':
+      if (typeof data !== 'boolean') return { command: 'ignored', reason: 'positions: data must be true or false' };
+      return { command, enabled: data };
     case 'ping':
       return { command };
     default:

@@ -4,6 +4,8 @@ export * from './instance';
 export * from './fingerprint';
 export * from './codes';
 export * from './config';
+export * from './cidr';
 export * from './logger';
 export * from './envelope';
 export * from './socketio';
+export * from './positions';

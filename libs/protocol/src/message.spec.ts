@@ -1,4 +1,5 @@
-import { checkPublishBody, isValidInstance, parsePublishBody } from './message';
+import { checkPublishBody, parsePublishBody } from './message';
+import { isValidInstance } from './instance';
 import { createFingerprint, createMessageId } from './fingerprint';
 import { envelopeOf } from './envelope';
 
@@ -28,6 +29,7 @@ describe('parsePublishBody', () => {
     ['subscribers an object', '{"subscribers":{"0":"a"}}', 'invalid_subscribers'],
     ['touched a string', '{"subscribers":["a"],"touched":"f1"}', 'invalid_touched'],
     ['touched with a number', '{"subscribers":["a"],"touched":[1]}', 'invalid_touched'],
+    ['a uniqueID over 128 characters', `{"subscribers":["a"],"uniqueID":"${'u'.repeat(129)}"}`, 'invalid_unique_id'],
   ])('refuses %s as %s with a message', (_what, text, code) => {
     const check = parsePublishBody(text);
     expect(check.ok).toBe(false);
@@ -35,6 +37,11 @@ describe('parsePublishBody', () => {
       expect(check.code).toBe(code);
       expect(check.message.length).toBeGreaterThan(0);
     }
+  });
+
+  it('accepts a uniqueID of 128 characters, and leaves a uniqueID that is no string to the node', () => {
+    expect(checkPublishBody({ subscribers: ['x'], uniqueID: 'u'.repeat(128) }).ok).toBe(true);
+    expect(checkPublishBody({ subscribers: ['x'], uniqueID: 42 }).ok).toBe(true);
   });
 
   it('checkPublishBody works on parsed values', () => {
@@ -48,7 +55,8 @@ describe('isValidInstance', () => {
   it('accepts names Aphlict paths produce and refuses empty, slash, tilde, space and over-long ones', () => {
     expect(isValidInstance('acme')).toBe(true);
     expect(isValidInstance('x'.repeat(128))).toBe(true);
-    for (const bad of ['', 'a/b', 'a~b', 'a b', 'x'.repeat(129)]) expect(isValidInstance(bad)).toBe(false);
+    for (const bad of ['', 'a/b', 'a~b', 'a b', 'a\tb', 'a\u0000b', 'a\u007fb', 'x'.repeat(129)]) expect(isValidInstance(bad)).toBe(false);
+    expect(isValidInstance('acmé-日本.x_1%20')).toBe(true);
   });
 });
 
@@ -77,6 +85,7 @@ describe('fingerprints and ids', () => {
       subscribers: ['a'],
       frame: '{"type":"notification","subscribers":["a"],"touched":["f"]}',
       acceptedAt: 123,
+      touched: ['f'],
     });
   });
 });

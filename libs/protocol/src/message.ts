@@ -23,19 +23,19 @@ export type PublishErrorCode =
   | 'not_an_object'
   | 'invalid_subscribers'
   | 'invalid_touched'
+  | 'invalid_unique_id'
   | 'body_too_large'
   | 'invalid_instance';
+
+/**
+ * Longest message id, from a body's `uniqueID` or a peer's `x-tidings-message-id` header
+ * (Phorge's are 32 characters): ids are kept per node and in Redis keys, so they are bounded.
+ */
+export const MAX_MESSAGE_ID_LENGTH = 128;
 
 export type PublishCheck =
   | { ok: true; message: Notification }
   | { ok: false; code: PublishErrorCode; message: string };
-
-/** Instance names: what Aphlict's path parsing can produce, bounded in length. */
-const INSTANCE_PATTERN = /^[^\s/~]{1,128}$/;
-
-export function isValidInstance(instance: string): boolean {
-  return INSTANCE_PATTERN.test(instance);
-}
 
 /**
  * Checks a parsed publish body. Runs before anything is recorded or delivered, so a
@@ -54,6 +54,10 @@ export function checkPublishBody(body: unknown): PublishCheck {
       code: 'invalid_subscribers',
       message: '"subscribers" must be an array of strings',
     };
+  }
+  const uniqueID = message.uniqueID;
+  if (typeof uniqueID === 'string' && uniqueID.length > MAX_MESSAGE_ID_LENGTH) {
+    return { ok: false, code: 'invalid_unique_id', message: `"uniqueID" has at most ${MAX_MESSAGE_ID_LENGTH} characters` };
   }
   const touched = message.touched;
   if (touched !== undefined && (!Array.isArray(touched) || !touched.every((t) => typeof t === 'string'))) {

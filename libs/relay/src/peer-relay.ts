@@ -3,7 +3,7 @@
  * so a slow or dead peer delays neither the publisher nor the other peers.
  */
 import { silentLogger, type Envelope, type Logger } from '@tidings/protocol';
-import { Peer, type PeerAddress } from './peer';
+import { Peer, peerName, type PeerAddress } from './peer';
 import type { PeerStatus, Relay } from './relay';
 
 export interface PeerRelayOptions {
@@ -23,6 +23,13 @@ export interface PeerRelayOptions {
   maxInFlight?: number;
   /** Extra CA certificates (PEM) trusted for https peers, beside Node's bundled ones. Default none. */
   ca?: string | Buffer;
+  /**
+   * This node's admin token, sent to every peer as `Authorization: Bearer TOKEN` so that
+   * Tidings peers with `auth.adminTokens` accept the relay (the gateway passes its first
+   * `auth.adminTokens` entry). Aphlict peers ignore the header. Never logged. Default none:
+   * no Authorization header, as Aphlict sends.
+   */
+  bearerToken?: string;
   /** How long close() waits for queued messages to go out, in ms. Default 2000. */
   closeTimeoutMs?: number;
   /**
@@ -65,6 +72,11 @@ function positive(name: string, value: number): number {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** What an Authorization header can carry after `Bearer `. */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/;
+/** A path prefix Node sends as is: it starts with / and holds no query, fragment, space or non-ASCII. */
+const PATH_PREFIX = /^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/;
+
 export class PeerRelay implements Relay {
   private readonly peers: Peer[];
   private readonly closeTimeoutMs: number;
@@ -86,6 +98,15 @@ export class PeerRelay implements Relay {
       throw new RelayOptionsError(`relay: retryMinMs (${o.retryMinMs}) must not exceed retryMaxMs (${o.retryMaxMs})`);
     }
     if (!options.fingerprint) throw new RelayOptionsError('relay: fingerprint is required');
+    // The messages name the setting, never its value: both may be secrets.
+    if (options.bearerToken !== undefined && !HEADER_TOKEN.test(options.bearerToken)) {
+      throw new RelayOptionsError('relay: bearerToken must be one run of visible ASCII characters (no spaces)');
+    }
+    for (const address of options.peers) {
+      if (address.path !== undefined && !PATH_PREFIX.test(address.path)) {
+        throw new RelayOptionsError(`relay: the path of peer ${peerName(address)} must start with / and hold only visible ASCII characters, without ? or #`);
+      }
+    }
     const logger = (options.logger ?? silentLogger).child({ component: 'relay' });
     this.now = options.now ?? Date.now;
     this.closeTimeoutMs = o.closeTimeoutMs;
@@ -103,6 +124,7 @@ export class PeerRelay implements Relay {
           retryMaxMs: o.retryMaxMs,
           maxInFlight: o.maxInFlight,
           ca: options.ca,
+          bearerToken: options.bearerToken,
           logger,
           now: this.now,
         }),

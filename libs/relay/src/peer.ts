@@ -15,6 +15,36 @@ export interface PeerAddress {
   port: number;
   /** Default `http`. */
   protocol?: 'http' | 'https';
+  /**
+   * Path prefix of the peer's admin URL, used as Phorge uses the `path` of a
+   * `notification.servers` entry: requests go to `<path without trailing />/?instance=X`,
+   * so `/TOKEN` gives `POST /TOKEN/?instance=X` (a Tidings peer with `auth.adminTokens` reads
+   * a token there). It may hold a secret: it is never logged or shown (see peerName).
+   * Default none: `POST /?instance=X`, as Aphlict.
+   */
+  path?: string;
+}
+
+/** What a path prefix shows in logs, status and metrics: it may hold a token. */
+export const REDACTED_PATH = '/REDACTED';
+
+/**
+ * How a peer is named in status, metrics and logs: `host:port`, plus `/REDACTED` when its
+ * address has a path prefix (which may be a token), so two entries for one host stay apart.
+ */
+export function peerName(address: PeerAddress): string {
+  const base = `${address.host}:${address.port}`;
+  return pathPrefix(address.path) === '' ? base : `${base}${REDACTED_PATH}`;
+}
+
+/** Phorge's rule (PhabricatorNotificationServerRef::getURI): rtrim(path, '/') . '/' . ltrim(to, '/'). */
+export function pathPrefix(path: string | undefined): string {
+  return (path ?? '').replace(/\/+$/, '');
+}
+
+/** The request target of a relay: the prefix, then Aphlict's `/?instance=`. */
+export function relayTarget(address: PeerAddress, instance: string): string {
+  return `${pathPrefix(address.path)}/?instance=${encodeURIComponent(instance)}`;
 }
 
 /** A message ready to go to peers: serialised once, shared by every peer's queue. */
@@ -38,6 +68,8 @@ export interface PeerOptions {
   maxInFlight: number;
   /** Extra CA certificates (PEM) trusted for https peers, beside Node's bundled ones. */
   ca?: string | Buffer;
+  /** Sent as `Authorization: Bearer TOKEN` with every request; none: no Authorization header. */
+  bearerToken?: string;
   logger: Logger;
   now: () => number;
 }
@@ -88,7 +120,7 @@ export class Peer {
   constructor(private readonly options: PeerOptions) {
     const { address } = options;
     this.protocol = address.protocol ?? 'http';
-    this.name = `${address.host}:${address.port}`;
+    this.name = peerName(address);
     this.retryDelay = options.retryMinMs;
     this.logger = options.logger.child({ peer: this.name });
     const agentOptions: http.AgentOptions = { keepAlive: true, maxSockets: options.maxInFlight, maxFreeSockets: options.maxInFlight };
@@ -263,13 +295,14 @@ export class Peer {
       // A uniqueID is the publisher's text: sent as a header only when it is a plain token
       // (a peer falls back to the body's uniqueID, which is the same id then).
       if (HEADER_SAFE_ID.test(item.id)) headers[MESSAGE_ID_HEADER] = item.id;
+      if (this.options.bearerToken !== undefined) headers.Authorization = `Bearer ${this.options.bearerToken}`;
       let req: http.ClientRequest;
       try {
         req = transport.request({
           host: address.host,
           port: address.port,
           method: 'POST',
-          path: `/?instance=${encodeURIComponent(item.instance)}`,
+          path: relayTarget(address, item.instance),
           agent: this.agent,
           headers,
         });
@@ -313,7 +346,12 @@ export class Peer {
       this.failed++;
       this.dropped++;
       this.noteError(`HTTP ${status}`);
-      this.logger.warn({ status, id: item.id, instance: item.instance, body: body.slice(0, 200) }, 'relay peer refused a message');
+      this.logger.warn(
+        { status, id: item.id, instance: item.instance, body: body.slice(0, 200) },
+        status === 401
+          ? "relay peer refused this node's credentials (HTTP 401): add this node's first auth.adminTokens entry to the peer's auth.adminTokens, or put a token of the peer in this cluster entry's path"
+          : 'relay peer refused a message',
+      );
     }
     if (this.state === 'self') return;
     this.state = 'up';

@@ -12,11 +12,16 @@ export class Counters {
   busIn = 0;
   /** Sockets closed because their unsent bytes passed the bound. */
   slowReaderCloses = 0;
+  /** Raw-socket frames written through the pre-encoded fast path, and through ws.send(). */
+  rawFastSends = 0;
+  rawQueuedSends = 0;
   /** Replays served (both transports). */
   replays = 0;
   /** History entries replays read (the window asked for), and those they sent (matching the socket). */
   replayEntriesRead = 0;
   replayEntriesSent = 0;
+  /** Replays by position that could not promise the client everything (epoch changed, or aged out). */
+  replaysNotRecovered = 0;
   /** Bytes raw sockets were sent by replays. */
   replayBytes = 0;
   /** Inputs refused, by reason (admin error codes and socket frame problems). */
@@ -34,8 +39,8 @@ export class Counters {
   /** Called with each replay's history read time in ms (metrics adds one). */
   readonly replayReadObservers: ((ms: number) => void)[] = [];
 
-  reject(reason: string): void {
-    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  reject(reason: string, count = 1): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + count);
   }
 
   internalError(where: string): void {

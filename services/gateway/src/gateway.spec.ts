@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { resolveConfig, silentLogger } from '@tidings/protocol';
+import { resolveConfig, silentLogger, type Logger } from '@tidings/protocol';
 import { Gateway } from './gateway';
 
 // ---------------------------------------------------------------- helpers
@@ -292,16 +292,19 @@ describe('gateway: publish and delivery', () => {
     expect(a.messages()).toHaveLength(1);
   });
 
-  it('replays nothing older than the history window', async () => {
-    const short = await startGateway({ history: { maxAgeMs: 200 } });
+  it('replays nothing older than the history window, and what is inside it', async () => {
+    const short = await startGateway({ history: { maxAgeMs: 1_000 } });
     try {
-      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid() });
-      await sleep(300);
+      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid(), n: 'old' });
+      await sleep(1_100);
+      // The positive control: a message inside the window, which the same replay must bring.
+      await publish(short.url('admin'), { subscribers: ['P'], uniqueID: uid(), n: 'recent' });
       const a = await subscribed(short.url('client'), ['P']);
+      expect(a.messages()).toHaveLength(0);
       a.send('replay', { age: 60_000 });
       await a.roundTrip();
-      expect(a.messages()).toHaveLength(0);
-      expect((await status(short.url('admin')))['history.size']).toBe(0);
+      expect(a.messages().map((m) => m.n)).toEqual(['recent']);
+      expect((await status(short.url('admin')))['history.size']).toBe(1);
     } finally {
       await short.close();
     }
@@ -372,6 +375,92 @@ describe('gateway: instances', () => {
     const later = await status(admin, 'counted');
     expect(later['clients.active']).toBe((before['clients.active'] as number) + 1);
     expect(later['clients.total']).toBe((before['clients.total'] as number) + 2);
+  });
+});
+
+describe('gateway: default limits agree', () => {
+  it('accepts and answers one subscribe frame of 10,000 Phorge PHIDs with the default limits', async () => {
+    const gw = await startGateway();
+    try {
+      const phids = Array.from({ length: 10_000 }, (_, i) => `PHID-USER-${String(i).padStart(20, '0')}`);
+      expect(phids[0]).toHaveLength(30);
+      const s = await connect(gw.url('client'));
+      s.send('subscribe', phids);
+      await s.roundTrip();
+      await publish(gw.url('admin'), { subscribers: [phids[0]], uniqueID: uid() });
+      await publish(gw.url('admin'), { subscribers: [phids[9_999]], uniqueID: uid() });
+      await s.waitFor(() => s.messages().length === 2, 'the messages to the first and the last PHID');
+      expect(gw.node.counters.rejected.size).toBe(0);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('logs a frame over limits.maxFrameBytes with the limit and the setting that raises it, and closes with 1009', async () => {
+    const lines: { obj: Record<string, unknown>; msg?: string }[] = [];
+    const capture: Logger = {
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (obj, msg) => void lines.push({ obj: obj as Record<string, unknown>, msg }),
+      error: (obj, msg) => void lines.push({ obj: obj as Record<string, unknown>, msg }),
+      child: () => capture,
+    };
+    const gw = await new Gateway({ config: gatewayConfig({ limits: { maxFrameBytes: 1_024, maxSubscriptionsPerSocket: 10 } }), logger: capture }).start();
+    try {
+      const s = await connect(gw.url('client'));
+      s.send('subscribe', ['x'.repeat(2_000)]);
+      expect((await s.closed).code).toBe(1009);
+      await sleep(20);
+      const line = lines.find((l) => l.obj.setting === 'limits.maxFrameBytes');
+      expect(line?.obj).toMatchObject({ limit: 1_024, env: 'TIDINGS_LIMITS_MAX_FRAME_BYTES' });
+      expect(line?.msg).toMatch(/raise limits\.maxFrameBytes/);
+      expect(gw.node.counters.rejected.get('frame_too_large')).toBe(1);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('gateway: bounded instances', () => {
+  let gw: Gateway;
+  afterEach(() => gw.close());
+
+  it('applies one instance rule on every transport: a raw socket path, the admin query and /status/', async () => {
+    gw = await startGateway();
+    const long = 'x'.repeat(129);
+    await expect(connect(`${gw.url('client')}/~${long}/`)).rejects.toThrow(/400/);
+    expect((await connect(`${gw.url('client')}/~${'x'.repeat(128)}/`)).ws.readyState).toBe(WebSocket.OPEN);
+    const res = await publish(gw.url('admin'), { subscribers: ['P'] }, long);
+    expect(res).toMatchObject({ status: 400, body: { error: 'invalid_instance' } });
+    expect((await publish(gw.url('admin'), { subscribers: ['P'] }, 'a b')).status).toBe(400);
+    expect((await fetch(`${gw.url('admin')}/status/?instance=${long}`)).status).toBe(400);
+    expect((await status(gw.url('admin')))['messages.rejected']).toMatchObject({ invalid_instance: 4 });
+  });
+
+  it('caps live instances (limits.maxInstances) and lets one go once it has no sockets and no history', async () => {
+    gw = await startGateway({ limits: { maxInstances: 2 }, history: { maxAgeMs: 300 } });
+    const client = gw.url('client');
+    const a = await connect(`${client}/~a/`);
+    await connect(`${client}/~b/`);
+    await connect(`${client}/~b/`); // a second socket of a live instance is no new instance
+    await expect(connect(`${client}/~c/`)).rejects.toThrow(/503/);
+    // Publishing keeps memory history: a new instance past the cap is refused too.
+    expect(await publish(gw.url('admin'), { subscribers: ['P'] }, 'c')).toMatchObject({ status: 503, body: { error: 'instance_limit' } });
+    expect((await publish(gw.url('admin'), { subscribers: ['P'] }, 'a')).status).toBe(200);
+    expect((await status(gw.url('admin')))['messages.rejected']).toMatchObject({ instance_limit: 2 });
+
+    // Instance a: its socket leaves, but its history keeps it live until that ages out.
+    a.ws.close();
+    await a.closed;
+    await sleep(50);
+    await expect(connect(`${client}/~c/`)).rejects.toThrow(/503/);
+    await sleep(1_100); // history aged out (300 ms), and the registry looks again after a second
+    const c = await connect(`${client}/~c/`);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    const st = await status(gw.url('admin'), 'a');
+    expect(st['instances.live']).toBe(2);
+    expect(st['clients.total']).toBe(0); // its entry went with it
   });
 });
 
@@ -509,7 +598,7 @@ describe('gateway: connection limit', () => {
 
 describe('gateway: slow readers', () => {
   it('closes a socket whose unsent bytes pass limits.maxBufferedBytes, counts it, and others keep receiving', async () => {
-    const gw = await startGateway({ limits: { maxBufferedBytes: 64 * 1024 } });
+    const gw = await startGateway({ limits: { maxBufferedBytes: 64 * 1024, maxBodyBytes: 48 * 1024 } });
     try {
       const admin = gw.url('admin');
       const fast = await subscribed(gw.url('client'), ['PHID-SLOW']);

@@ -18,6 +18,8 @@ import { evaluateReadiness, healthRoutes, type Readiness } from './admin/health'
 import { GatewayMetrics } from './admin/metrics';
 import { BusCanary } from './canary';
 import { ClientServer } from './client/client-server';
+import { ClientAdmission } from './client/admission';
+import { createAuthCollaborators, type AuthCollaborators } from './wiring-auth';
 import { SocketIoServer } from './client/socketio-server';
 import { readTls } from './config';
 import { VERSION } from './version';
@@ -29,6 +31,8 @@ export interface GatewayOptions {
   fingerprint?: string;
   /** Collaborators; the defaults come from the config. */
   history?: HistoryStore;
+  /** Admin gate, client tokens, client addresses, publish limiter; default: from config (reads key files). */
+  auth?: AuthCollaborators;
   bus?: Bus;
   relay?: Relay;
 }
@@ -71,6 +75,7 @@ export class Gateway {
   /** Sends canaries through the bus for readiness; absent without a bus. */
   readonly canary?: BusCanary;
   private readonly clientServer: ClientServer;
+  private readonly admission: ClientAdmission;
   /** Socket.IO on the client servers (config `socketio.enabled`). */
   readonly socketio?: SocketIoServer;
   private readonly httpServers: { type: 'client' | 'admin'; server: http.Server; tls: boolean; port: number; listen: string }[] = [];
@@ -87,6 +92,8 @@ export class Gateway {
       history,
       historyMaxAgeMs: config.history.maxAgeMs,
       maxSubscriptionsPerSocket: config.limits.maxSubscriptionsPerSocket,
+      maxSubscriptionsPerNode: config.limits.maxSubscriptionsPerNode,
+      maxInstances: config.limits.maxInstances,
       logger,
       bus: options.bus,
       relay: options.relay,
@@ -101,24 +108,33 @@ export class Gateway {
       const bus = options.bus;
       this.status.add('bus', () => ({ connected: bus.isConnected, nodeId: bus.nodeId, ...bus.describe?.() }));
     }
+    const auth = options.auth ?? createAuthCollaborators(config);
+    this.admission = new ClientAdmission({
+      node: this.node,
+      auth,
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      openConnections: () => this.clientServer.connectionCount + (this.socketio?.connectionCount ?? 0),
+    });
     this.clientServer = new ClientServer({
       node: this.node,
       logger: logger.child({ server: 'client' }),
       maxFrameBytes: config.limits.maxFrameBytes,
       maxBufferedBytes: config.limits.maxBufferedBytes,
-      maxConnections: config.limits.maxConnections,
+      admission: this.admission,
       foreignPathPrefix: config.socketio.enabled ? config.socketio.path : undefined,
-      otherConnections: () => this.socketio?.connectionCount ?? 0,
     });
+    this.node.resyncHandlers.push(() => this.clientServer.resyncPositioned());
     if (config.socketio.enabled) {
       const socketio = new SocketIoServer({
         node: this.node,
         logger: logger.child({ server: 'client', transport: 'socket.io' }),
         config,
-        otherConnections: () => this.clientServer.connectionCount,
+        admission: this.admission,
       });
       this.socketio = socketio;
       this.node.addDelivery(socketio);
+      this.node.resyncHandlers.push(() => socketio.resyncPositioned());
       this.status.add('socketio', () => socketio.status());
     }
     if (options.bus) {
@@ -149,6 +165,7 @@ export class Gateway {
       status: this.status,
       logger: logger.child({ server: 'admin' }),
       maxBodyBytes: config.limits.maxBodyBytes,
+      auth,
       extraRoutes: (app) => {
         healthRoutes(() => this.readiness())(app);
         this.metrics.routes()(app);
@@ -224,8 +241,7 @@ export class Gateway {
     // Readiness turns false at once: load balancers stop sending while we drain.
     this.state = 'closing';
     const started = Date.now();
-    this.clientServer.stopAccepting();
-    this.socketio?.stopAccepting();
+    this.admission.stopAccepting();
     const closed = new Map<http.Server, Promise<void>>();
     for (const { server, type } of this.httpServers) {
       if (type === 'client') closed.set(server, stopListening(server));

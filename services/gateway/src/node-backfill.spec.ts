@@ -3,7 +3,7 @@
  * restart where the subscription is back before the history connection: two nodes on an
  * in-process bus sharing one history store, whose reads fail a set number of times.
  */
-import { silentLogger, type Envelope } from '@tidings/protocol';
+import { silentLogger, type Envelope, type Position } from '@tidings/protocol';
 import { MemoryBus, MemoryBusHub } from '@tidings/bus';
 import { MemoryHistory, type HistoryStore } from '@tidings/history';
 import type { HubMember } from '@tidings/hub';
@@ -30,6 +30,12 @@ class UnreachableAtFirst implements HistoryStore {
   }
   sizes(instances: readonly string[]) {
     return this.inner.sizes(instances);
+  }
+  after(instance: string, since: Position) {
+    return this.inner.after(instance, since);
+  }
+  head(instance: string) {
+    return this.inner.head(instance);
   }
   close() {
     return Promise.resolve();

@@ -3,14 +3,14 @@
  * under way is handled where it is made (the library default, where the bus publishes by
  * itself rather than inside the history script).
  */
-import { silentLogger, type Envelope } from '@tidings/protocol';
+import { silentLogger, type Envelope, type Position } from '@tidings/protocol';
 import { MemoryBus, MemoryBusHub } from '@tidings/bus';
 import { MemoryHistory } from '@tidings/history';
 import { TidingsNode } from './node';
 
 /** A real memory history whose appends take a while, as a remote store's do. */
 class SlowHistory extends MemoryHistory {
-  override async append(entry: Envelope): Promise<void> {
+  override async append(entry: Envelope): Promise<Position> {
     await new Promise((r) => setTimeout(r, 50));
     return super.append(entry);
   }

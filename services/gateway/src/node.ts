@@ -8,22 +8,31 @@ import {
   createFingerprint,
   createMessageId,
   envelopeOf,
+  framedWithPosition,
+  replayedFrame,
   type Envelope,
+  type ReplayRequest,
+  type Position,
   type Logger,
   type Notification,
 } from '@tidings/protocol';
-import { Hub, type HubMember } from '@tidings/hub';
+import { Hub, SubscriptionBudget, type HubMember } from '@tidings/hub';
 import type { HistoryStore } from '@tidings/history';
 import type { Bus, BusMessage } from '@tidings/bus';
 import type { Relay } from '@tidings/relay';
 import { Counters } from './counters';
 import { MessageLedger, type Settle } from './message-ledger';
+import { InstanceRegistry } from './instances';
 
 export interface NodeOptions {
   history: HistoryStore;
+  /** `limits.maxInstances`: instances this node holds state for at once. Default 10,000. */
+  maxInstances?: number;
   /** Window of history, ms: replays and backfills reach this far back. */
   historyMaxAgeMs: number;
   maxSubscriptionsPerSocket: number;
+  /** `limits.maxSubscriptionsPerNode`, over every transport. Default 1,000,000. */
+  maxSubscriptionsPerNode?: number;
   logger: Logger;
   bus?: Bus;
   relay?: Relay;
@@ -32,19 +41,34 @@ export interface NodeOptions {
   now?: () => number;
 }
 
+export interface ReplayResult {
+  entries: Envelope[];
+  /** For a replay by position: whether the client provably has every message, and where history is now. */
+  after?: { recovered: boolean; head: Position };
+}
+
 export type PublishResult =
   | { status: 'accepted'; id: string }
   | { status: 'touched' }
   | { status: 'duplicate'; id: string };
+
+/** Thrown when a publish would open an instance past `limits.maxInstances` (memory history). */
+export class InstanceLimitError extends Error {
+  override name = 'InstanceLimitError';
+}
 
 /** Thrown when a message could not be made durable (shared history unreachable). */
 export class HistoryUnavailableError extends Error {
   override name = 'HistoryUnavailableError';
 }
 
+/** Which sockets a delivery is for: all, only those without positions, or only those with. */
+export type Audience = 'all' | 'plain' | 'positioned';
+
 /** Another transport's delivery (Socket.IO rooms) beside the raw-socket hub. */
 export interface ExtraDelivery {
-  deliver(message: Envelope): number;
+  /** To the sockets of `audience`; those with positions on get `message.position` too. */
+  deliver(message: Envelope, audience: Audience): number;
   /** Instances this transport has sockets for now (backfill covers them too). */
   instances(): Iterable<string>;
 }
@@ -55,6 +79,8 @@ const BACKFILL_RETRY_MAX_MS = 2_000;
 export class TidingsNode {
   readonly fingerprint: string;
   readonly hub: Hub<HubMember>;
+  /** Subscriptions of every transport on this node, against limits.maxSubscriptionsPerNode. */
+  readonly subscriptions: SubscriptionBudget;
   readonly counters = new Counters();
   readonly history: HistoryStore;
   readonly bus?: Bus;
@@ -65,7 +91,8 @@ export class TidingsNode {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly historyMaxAgeMs: number;
-  private readonly totals = new Map<string, number>();
+  /** Live instances, their clients.total, and the bound on how many. */
+  readonly instances: InstanceRegistry;
   private readonly extra: ExtraDelivery[] = [];
   /** Earliest time (epoch ms) a backfill is owed from; null when none is. */
   private backfillFrom: number | null = null;
@@ -82,13 +109,40 @@ export class TidingsNode {
     this.now = options.now ?? Date.now;
     this.historyMaxAgeMs = options.historyMaxAgeMs;
     this.startedAt = this.now();
-    this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket });
+    const holds = (options.history as { holds?: (instance: string) => boolean }).holds;
+    this.instances = new InstanceRegistry({
+      maxInstances: options.maxInstances ?? 10_000,
+      // Memory history is per-instance state on this node; shared history is not.
+      holdsHistory: holds ? (instance) => holds.call(options.history, instance) : undefined,
+      now: this.now,
+    });
+    this.subscriptions = new SubscriptionBudget(options.maxSubscriptionsPerNode ?? 1_000_000);
+    this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket, budget: this.subscriptions });
     // Remember ids well past the history window, so a late copy from a slow path is still caught.
     this.ledger = new MessageLedger({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
     this.bus?.on('message', (message) => this.onBusMessage(message));
+    this.bus?.on('echo', (message) => this.onBusEcho(message));
     this.bus?.on('up', (info) => {
       if (info.reconnect) this.startBackfill(info.downSince);
     });
+    this.positionsFromBus = !!this.bus?.isPublishedByHistory;
+  }
+
+  /**
+   * Sockets that asked for positions get each message with its place in history. With a
+   * bus whose store publishes (Redis), they get every message from the bus, this node's own
+   * as their echo: one stream in offset order, the positions assigned by the store. Without
+   * one, this node's history assigns them as it stores.
+   */
+  private readonly positionsFromBus: boolean;
+  private positionMembers = 0;
+  /** Called when positioned sockets must replay from their position (the bus was down). */
+  readonly resyncHandlers: (() => void)[] = [];
+
+  /** A socket turned positions on (+1), or one that had them left or turned them off (-1). */
+  positionsChanged(delta: 1 | -1): void {
+    this.positionMembers = Math.max(0, this.positionMembers + delta);
+    if (this.bus && this.positionsFromBus) this.bus.echoes = this.positionMembers > 0;
   }
 
   /** Adds another transport's delivery to every message (Socket.IO). */
@@ -111,6 +165,9 @@ export class TidingsNode {
       this.counters.touchedDropped++;
       return { status: 'touched' };
     }
+    if (!this.instances.admitStore(instance)) {
+      throw new InstanceLimitError(`this node holds state for ${this.instances.size} instances (limits.maxInstances)`);
+    }
     const id =
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
     const claim = this.ledger.claim(instance, id);
@@ -128,7 +185,8 @@ export class TidingsNode {
     message.touched = [...touched, this.fingerprint];
     const envelope = envelopeOf(instance, id, message, this.now());
     const stored = this.store(envelope, claim.settle);
-    this.deliver(envelope);
+    const positionedHere = this.positionMembers > 0 && !this.positionsFromBus;
+    this.deliver(envelope, this.positionMembers > 0 ? 'plain' : 'all');
     // A bus failure is logged, not thrown: the bus has its own state in /status/ and
     // readiness. Handled where the promise is made, whatever the store does meanwhile.
     if (this.bus) {
@@ -137,31 +195,36 @@ export class TidingsNode {
     // Answered only once the relay requests are written too: a node killed right after its
     // 200 has still sent the message on to its peers (Aphlict answers first).
     const relayed = this.relay?.send(envelope, message.touched);
-    await stored;
+    const position = await stored;
+    // Positioned sockets, without a store that publishes: once history gave it its place.
+    if (positionedHere && position) this.deliver({ ...envelope, position }, 'positioned');
     await relayed;
     return { status: 'accepted', id };
   }
 
-  /** Appends to history and settles the ledger's claim with the outcome. */
-  private async store(envelope: Envelope, settle: Settle): Promise<void> {
+  /** Appends to history and settles the ledger's claim with the outcome; resolves with the position. */
+  private async store(envelope: Envelope, settle: Settle): Promise<Position | null> {
+    let position: Position | null;
     try {
-      await this.appendToHistory(envelope);
+      position = await this.appendToHistory(envelope);
     } catch (err) {
       const error = new HistoryUnavailableError(`history: ${(err as Error).message}`);
       settle(error);
       throw error;
     }
     settle();
+    return position;
   }
 
   /** Appends to history, timing it for the metrics when anyone listens (with Redis this is the ack latency). */
-  private appendToHistory(envelope: Envelope): Promise<void> {
+  private appendToHistory(envelope: Envelope): Promise<Position | null> {
     const observers = this.counters.historyAppendObservers;
     if (observers.length === 0) return this.history.append(envelope);
     const started = performance.now();
-    return this.history.append(envelope).then(() => {
+    return this.history.append(envelope).then((position) => {
       const ms = performance.now() - started;
       for (const observe of observers) observe(ms);
+      return position;
     });
   }
 
@@ -177,51 +240,67 @@ export class TidingsNode {
   }
 
   /** Sends a message to this node's sockets that subscribed to any of its PHIDs. */
-  deliver(envelope: Envelope): number {
-    let sent = this.hub.deliver(envelope.instance, envelope.subscribers, envelope.frame);
-    for (const d of this.extra) sent += d.deliver(envelope);
+  deliver(envelope: Envelope, audience: Audience = 'all'): number {
+    const positioned = envelope.position && this.positionMembers > 0 ? framedWithPosition(envelope.frame, envelope.position) : undefined;
+    let sent =
+      audience === 'all' && positioned === undefined
+        ? this.hub.deliver(envelope.instance, envelope.subscribers, envelope.frame)
+        : this.hub.deliver(envelope.instance, envelope.subscribers, envelope.frame, { positioned, only: audience === 'all' ? undefined : audience });
+    for (const d of this.extra) sent += d.deliver(envelope, audience);
     this.counters.messagesOut += sent;
     return sent;
   }
 
-  /** Resends the kept messages newer than `ageMs` that match the member's subscriptions. */
-  async replay(member: HubMember, ageMs: number): Promise<number> {
-    const entries = await this.replayEntries(member.instance, ageMs, (phids) => this.hub.isSubscribedToAny(member, phids));
+  /**
+   * Resends to a raw socket the kept messages a replay asks for (newer than an age, or after
+   * a position) that match its subscriptions, oldest first; a replay by position ends with
+   * the `replayed` frame. Frames carry positions when the socket asked for them, and always
+   * in a replay by position.
+   */
+  async replay(member: HubMember, request: ReplayRequest): Promise<number> {
+    const { entries, after } = await this.replayFor(member.instance, request, (phids) => this.hub.isSubscribedToAny(member, phids));
+    const positioned = member.positions === true || request.kind === 'since';
     for (const entry of entries) {
-      const frame = Buffer.from(entry.frame);
+      const frame = Buffer.from(positioned && entry.position ? framedWithPosition(entry.frame, entry.position) : entry.frame);
       this.counters.replayBytes += frame.length;
       member.send(frame);
       // A long replay waits for the socket to drain instead of tripping the slow-reader bound.
       const writable = member.whenWritable?.();
       if (writable) await writable;
     }
+    if (after) member.send(Buffer.from(replayedFrame({ recovered: after.recovered, ...after.head })));
     return entries.length;
   }
 
   /**
-   * The kept messages of an instance newer than `ageMs`, oldest first, that `wants` accepts
-   * by their PHIDs: what a replay sends, on either transport. Only that window is read from
-   * history; its cost is counted (entries read, entries kept, read time).
+   * What a replay sends, on either transport: the kept messages of an instance newer than an
+   * age (Aphlict), or after a position (then also whether that is provably all, and where
+   * history is now), oldest first, that `wants` accepts by their PHIDs. Only that window is
+   * read from history; its cost is counted (entries read, entries kept, read time).
    */
-  async replayEntries(instance: string, ageMs: number, wants: (phids: readonly string[]) => boolean): Promise<Envelope[]> {
+  async replayFor(instance: string, request: ReplayRequest, wants: (phids: readonly string[]) => boolean): Promise<ReplayResult> {
     this.counters.replays++;
     const started = performance.now();
-    const entries = await this.history.recent(instance, ageMs);
+    let entries: Envelope[];
+    let after: ReplayResult['after'];
+    if (request.kind === 'age') entries = await this.history.recent(instance, request.ageMs);
+    else {
+      const found = await this.history.after(instance, request.since);
+      entries = found.entries;
+      after = { recovered: found.recovered, head: found.head };
+      if (!found.recovered) this.counters.replaysNotRecovered++;
+    }
     const ms = performance.now() - started;
     for (const observe of this.counters.replayReadObservers) observe(ms);
     this.counters.replayEntriesRead += entries.length;
     const wanted = entries.filter((entry) => wants(entry.subscribers));
     this.counters.replayEntriesSent += wanted.length;
-    return wanted;
+    return { entries: wanted, after };
   }
 
-  /** Counts a new connection for an instance (Aphlict's clients.total). */
-  connected(instance: string): void {
-    this.totals.set(instance, (this.totals.get(instance) ?? 0) + 1);
-  }
-
-  totalConnections(instance: string): number {
-    return this.totals.get(instance) ?? 0;
+  /** Where an instance's history is now (a client that turns positions on starts from it). */
+  head(instance: string): Promise<Position> {
+    return this.history.head(instance);
   }
 
   private onBusMessage(message: BusMessage): void {
@@ -229,8 +308,26 @@ export class TidingsNode {
       this.counters.duplicatesDropped++;
       return;
     }
+    // Marked seen above, so a backfill will not bring it either.
+    if (this.isTouched(message)) return;
     this.counters.busIn++;
     this.deliver(message);
+  }
+
+  /** This node's own message back from the bus, with the position the store gave it. */
+  private onBusEcho(message: BusMessage): void {
+    if (this.positionMembers > 0) this.deliver(message, 'positioned');
+  }
+
+  /**
+   * Aphlict's `touched` holds on every path: a node whose fingerprint a message already
+   * carries has handled it and neither delivers nor records it, whether it came to the
+   * admin port, from a peer's relay, from the bus or from a backfill.
+   */
+  private isTouched(envelope: Envelope): boolean {
+    if (!envelope.touched?.includes(this.fingerprint)) return false;
+    this.counters.touchedDropped++;
+    return true;
   }
 
   /**
@@ -242,6 +339,9 @@ export class TidingsNode {
    * drops again, the next reconnect's backfill starts from the earliest time still owed.
    */
   private startBackfill(downSince: number | null): void {
+    // Positioned sockets replay from their own position (exact, with `recovered`) rather
+    // than take a backfill that lands behind live messages they already have.
+    for (const resync of this.resyncHandlers) resync();
     const from = downSince === null ? this.now() - this.historyMaxAgeMs : downSince - 5_000;
     if (this.backfillFrom === null) this.backfillOwedSince = this.now();
     this.backfillFrom = this.backfillFrom === null ? from : Math.min(this.backfillFrom, from);
@@ -260,8 +360,8 @@ export class TidingsNode {
       for (const instance of instances) {
         // The debt as an age on this node's clock; history measures it on its own clock.
         for (const entry of await this.history.recent(instance, this.now() - from)) {
-          if (!this.ledger.firstDelivery(entry.instance, entry.id)) continue;
-          this.deliver(entry);
+          if (!this.ledger.firstDelivery(entry.instance, entry.id) || this.isTouched(entry)) continue;
+          this.deliver(entry, 'plain');
           delivered++;
         }
       }

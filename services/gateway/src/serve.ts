@@ -5,9 +5,10 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, checkTlsFiles, loadConfig } from './config';
-import { createLogging } from './logging';
+import { closeLogFiles, createLogging, openLogFiles, type OpenedLogFile } from './logging';
 import { Gateway } from './gateway';
 import { createCollaborators } from './wiring';
+import { createAuthCollaborators, type AuthCollaborators } from './wiring-auth';
 
 export interface ServeArgs {
   config?: string;
@@ -17,9 +18,15 @@ export interface ServeArgs {
 
 export async function serve(args: ServeArgs): Promise<void> {
   let config;
+  let logFiles: OpenedLogFile[];
+  let auth: AuthCollaborators;
   try {
     config = loadConfig(args.config);
     checkTlsFiles(config);
+    // Opened as the start opens them, so --test=true finds a path the process cannot write.
+    logFiles = openLogFiles(config.logs.map((l) => l.path));
+    // Reads and checks the client token key file, so --test=true catches an unusable one.
+    auth = createAuthCollaborators(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tidings: bad configuration: ${err.message}\n`);
@@ -28,13 +35,14 @@ export async function serve(args: ServeArgs): Promise<void> {
     throw err;
   }
   if (args.test) {
+    closeLogFiles(logFiles);
     process.stdout.write(`tidings: configuration ${args.config ? `"${args.config}" ` : ''}OK\n`);
     process.exit(0);
   }
 
   const logging = createLogging({
     level: args.debug ? 'debug' : config.log.level,
-    files: config.logs.map((l) => l.path),
+    files: logFiles,
     pretty: args.debug,
   });
   const { logger } = logging;
@@ -49,6 +57,10 @@ export async function serve(args: ServeArgs): Promise<void> {
   const removePidfile = () => {
     if (pidfile) rmSync(pidfile, { force: true });
   };
+  // Writes out the log files (bounded in time) before exiting.
+  const exit = (code: number): void => {
+    void logging.close().finally(() => process.exit(code));
+  };
   // A rejected promise nobody handled is a defect, but one confined to the work that made
   // it (every socket and request handler contains its own failures): log and count it, and
   // keep serving everyone else. A synchronous uncaught exception below may have left shared
@@ -59,10 +71,15 @@ export async function serve(args: ServeArgs): Promise<void> {
     logger.error({ err: err.message, stack: err.stack }, 'unhandled promise rejection (contained)');
   });
   process.on('uncaughtException', (err) => {
-    logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    // The pidfile goes first and stderr hears of it too: this handler must not fail before either.
     removePidfile();
-    logging.close();
-    process.exit(1);
+    process.stderr.write(`tidings: uncaught exception: ${err.stack ?? err.message}\n`);
+    try {
+      logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    } catch {
+      // Already on stderr; an exception thrown from this handler would end the process with code 7.
+    }
+    exit(1);
   });
 
   // Handlers from the start: without one, a signal that comes before start() returns kills
@@ -73,15 +90,14 @@ export async function serve(args: ServeArgs): Promise<void> {
     if (started) return stop(signal);
     logger.info({ signal }, 'shutting down while starting');
     removePidfile();
-    logging.close();
-    process.exit(0);
+    exit(0);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
   let gateway: Gateway;
   try {
-    gateway = new Gateway({ config, logger, ...createCollaborators(config, logger) });
+    gateway = new Gateway({ config, logger, auth, ...createCollaborators(config, logger) });
     gatewayRef = gateway;
     // Before start(): whoever waits for "gateway started" finds the pidfile already there.
     if (pidfile) {
@@ -94,8 +110,8 @@ export async function serve(args: ServeArgs): Promise<void> {
     logger.fatal({ err: e.message, code: e.code }, 'gateway failed to start');
     process.stderr.write(`tidings: cannot start: ${e.message}\n`);
     removePidfile();
-    logging.close();
-    process.exit(1);
+    exit(1);
+    return;
   }
 
   let stopping = false;
@@ -105,8 +121,8 @@ export async function serve(args: ServeArgs): Promise<void> {
       if (signal === 'SIGINT') {
         logger.warn({ signal }, 'second signal: exiting without finishing the drain');
         removePidfile();
-        logging.close();
-        process.exit(1);
+        exit(1);
+        return;
       }
       logger.info({ signal }, 'already shutting down');
       return;
@@ -126,8 +142,7 @@ export async function serve(args: ServeArgs): Promise<void> {
       .catch((err: Error) => logger.error({ err: err.message }, 'error while closing'))
       .finally(() => {
         removePidfile();
-        logging.close();
-        process.exit(0);
+        exit(0);
       });
   };
   started = true;

@@ -10,7 +10,7 @@
  */
 import type { Logger, TidingsConfig } from '@tidings/protocol';
 import { RedisBus, createRedisKeys, type Bus } from '@tidings/bus';
-import { RedisHistory, type HistoryStore } from '@tidings/history';
+import { ANNOUNCE_ARGV_BASE, ANNOUNCE_KEYS_BASE, RedisHistory, type HistoryStore } from '@tidings/history';
 import { createRedisConnection, watchRedisErrors } from './redis-connections';
 
 export function createRedisCollaborators(config: TidingsConfig, logger: Logger): { history?: HistoryStore; bus?: Bus } {
@@ -38,7 +38,7 @@ export function createRedisCollaborators(config: TidingsConfig, logger: Logger):
     maxMessages: config.history.maxMessages,
     maxAgeMs: config.history.maxAgeMs,
     commandTimeoutMs,
-    announce: { channel: bus.busChannel, encode: (e) => bus.encode(e) },
+    announce: bus.announcer({ keys: ANNOUNCE_KEYS_BASE, args: ANNOUNCE_ARGV_BASE }),
     closeClient: true,
     logger: log,
   });

@@ -6,21 +6,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { instanceFromQuery, parsePublishBody, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
-import { HistoryUnavailableError, type TidingsNode } from '../node';
+import { INSTANCE_RULE, instanceFromQuery, isValidInstance, parsePublishBody, MAX_MESSAGE_ID_LENGTH, MESSAGE_ID_HEADER, type Logger } from '@tidings/protocol';
+import { HistoryUnavailableError, InstanceLimitError, type TidingsNode } from '../node';
 import type { StatusReporter } from './status';
+import type { AuthCollaborators } from '../wiring-auth';
 
 export interface AdminAppOptions {
   node: TidingsNode;
   status: StatusReporter;
   logger: Logger;
   maxBodyBytes: number;
+  /** The admin gate (auth.adminTokens, auth.adminAllow), client addresses and the publish limiter. */
+  auth: AuthCollaborators;
   /** Extra routes (health, metrics) mounted before the 404. */
   extraRoutes?: (app: express.Express) => void;
 }
 
-const MAX_INSTANCE_LENGTH = 256;
-const MAX_ID_LENGTH = 128;
 
 /** The admin server's request listener (express, with publishing served in front of it). */
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -102,9 +103,9 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       if (!res.headersSent) sendError(res, 400, 'bad_request', (err as Error).message);
       return;
     }
-    if (instance.length > MAX_INSTANCE_LENGTH) {
+    if (!isValidInstance(instance)) {
       node.counters.reject('invalid_instance');
-      return sendError(res, 400, 'invalid_instance', `instance names are at most ${MAX_INSTANCE_LENGTH} characters`);
+      return sendError(res, 400, 'invalid_instance', INSTANCE_RULE);
     }
     const check = parsePublishBody(text);
     if (!check.ok) {
@@ -113,11 +114,16 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
       return sendError(res, 400, check.code, check.message);
     }
     const header = req.headers[MESSAGE_ID_HEADER];
-    const assignedId = typeof header === 'string' && header && header.length <= MAX_ID_LENGTH ? header : undefined;
+    const assignedId = typeof header === 'string' && header && header.length <= MAX_MESSAGE_ID_LENGTH ? header : undefined;
     try {
       const result = await node.publish(instance, check.message, assignedId);
       logger.trace({ instance, ...result }, 'publish');
     } catch (err) {
+      if (err instanceof InstanceLimitError) {
+        node.counters.reject('instance_limit');
+        logger.warn({ instance: instance.slice(0, 128), err: err.message }, 'publish refused: too many instances');
+        return sendError(res, 503, 'instance_limit', err.message);
+      }
       if (err instanceof HistoryUnavailableError) {
         logger.warn({ instance, err: err.message }, 'publish not acknowledged: history unavailable');
         return sendError(res, 503, 'history_unavailable', 'the message was delivered locally but could not be stored in shared history');
@@ -135,8 +141,13 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
   });
 
   app.all('/status/', async (req, res) => {
+    const instance = instanceFromQuery(req.query.instance);
+    if (!isValidInstance(instance)) {
+      node.counters.reject('invalid_instance');
+      return sendError(res, 400, 'invalid_instance', INSTANCE_RULE);
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(await options.status.report(instanceFromQuery(req.query.instance))));
+    res.end(JSON.stringify(await options.status.report(instance)));
   });
 
   options.extraRoutes?.(app);
@@ -149,9 +160,35 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
     if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
   });
 
+  const { adminAuth, clientAddress, publishLimiter } = options.auth;
   return (req, res) => {
-    const url = req.url ?? '/';
+    const source = clientAddress.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    // Decided from the request line and headers: a refused request's body is never read.
+    const decision = adminAuth.check({ method: req.method, url: req.url, headers: req.headers, remoteAddress: source });
+    if (!decision.ok) {
+      node.counters.reject('unauthorized');
+      // Neither the URL nor the header: either may hold a (wrong) token.
+      logger.warn({ remote: source, method: req.method, reason: decision.reason }, 'admin request refused: no valid token');
+      res.setHeader('WWW-Authenticate', decision.headers['WWW-Authenticate']);
+      // Closing the connection instead of reading what is left of the body.
+      res.setHeader('Connection', 'close');
+      return sendError(res, 401, decision.error, decision.message);
+    }
+    // Routed without the path token (/TOKEN/status/ is /status/).
+    const url = decision.url;
+    req.url = url;
     if (req.method === 'POST' && pathOf(url) === '/') {
+      if (publishLimiter) {
+        const key = decision.tokenIndex !== undefined ? `token:${decision.tokenIndex}` : `address:${source ?? 'unknown'}`;
+        const rate = publishLimiter.take(key);
+        if (!rate.ok) {
+          node.counters.reject('rate_limited');
+          logger.warn({ remote: source, key: key.startsWith('token:') ? key : undefined }, 'publish refused: over limits.maxPublishesPerSecond');
+          res.setHeader('Retry-After', String(rate.retryAfterSeconds));
+          res.setHeader('Connection', 'close');
+          return sendError(res, 429, 'rate_limited', `over limits.maxPublishesPerSecond; retry after ${rate.retryAfterSeconds} s`);
+        }
+      }
       servePublish(req, res, url).catch((err: Error) => {
         node.counters.internalError('admin');
         logger.error({ err: err.message, stack: err.stack }, 'publish handling failed');

@@ -6,19 +6,19 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLIENT_PORT_HTTP_BODY, instanceFromPath, type Logger } from '@tidings/protocol';
+import { CLIENT_PORT_HTTP_BODY, CloseCode, instanceFromPath, type Logger } from '@tidings/protocol';
+import { tokenFromUpgrade } from '@tidings/auth';
 import type { TidingsNode } from '../node';
 import { RawSocket } from './raw-socket';
+import type { Admission, ClientAdmission } from './admission';
 
 export interface ClientServerOptions {
   node: TidingsNode;
   logger: Logger;
   maxFrameBytes: number;
   maxBufferedBytes: number;
-  /** 0: no limit. */
-  maxConnections: number;
-  /** Connections of other transports on this node (Socket.IO), counted against maxConnections too. */
-  otherConnections?: () => number;
+  /** Who may connect (shared with Socket.IO): limits, instances, tokens. */
+  admission: ClientAdmission;
   /** Upgrades on this path prefix belong to another transport and are left alone. */
   foreignPathPrefix?: string;
 }
@@ -27,7 +27,6 @@ export class ClientServer {
   private readonly wss: WebSocketServer;
   /** Open raw sockets and their WebSockets (to cut those that ignore a close at shutdown). */
   private readonly sockets = new Map<RawSocket, WebSocket>();
-  private accepting = true;
   /** Set while closeAll waits, to finish early when the last socket leaves. */
   private onSocketGone?: () => void;
 
@@ -48,26 +47,13 @@ export class ClientServer {
       res.writeHead(501);
       res.end(CLIENT_PORT_HTTP_BODY);
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      try {
-        this.onUpgrade(req, socket, head);
-      } catch (err) {
-        const e = err as Error;
-        this.options.node.counters.internalError('upgrade');
-        this.options.logger.error({ err: e.message, stack: e.stack }, 'upgrade handling failed; connection dropped');
-        socket.destroy();
-      }
-    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.contain(socket, () => this.onUpgrade(req, socket, head)));
   }
 
   get connectionCount(): number {
     return this.sockets.size;
   }
 
-  /** Stops taking new sockets. */
-  stopAccepting(): void {
-    this.accepting = false;
-  }
 
   /** Open raw sockets by instance (metrics). */
   connectionsByInstance(): Map<string, number> {
@@ -114,6 +100,11 @@ export class ClientServer {
     for (const t of timers) clearTimeout(t);
   }
 
+  /** Closes every socket with positions on (1012), so it reconnects and replays from its position. */
+  resyncPositioned(): void {
+    for (const socket of this.sockets.keys()) if (socket.positions) socket.close(CloseCode.RESYNC, 'replay from your position');
+  }
+
   /** Cuts every socket still open (those that did not answer a close in time). */
   terminateAll(): void {
     for (const ws of this.sockets.values()) ws.terminate();
@@ -129,28 +120,75 @@ export class ClientServer {
     // node:http takes its own error listener off a socket it hands to 'upgrade': without one,
     // a client that resets while we answer it would raise an uncaught 'error'.
     socket.on('error', (err) => this.options.logger.debug({ err: err.message }, 'upgrade socket error'));
-    const { node, logger, maxConnections, otherConnections } = this.options;
-    if (!this.accepting || (maxConnections > 0 && this.sockets.size + (otherConnections?.() ?? 0) >= maxConnections)) {
-      const why = this.accepting ? 'too many connections' : 'shutting down';
-      node.counters.reject(this.accepting ? 'connection_limit' : 'draining');
-      logger.warn({ remote: req.socket.remoteAddress }, `connection refused: ${why}`);
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
-      return;
-    }
     let path = req.url ?? '/';
     const q = path.indexOf('?');
     if (q !== -1) path = path.slice(0, q);
     // Aphlict reads the raw pathname, undecoded; so do we.
     const instance = instanceFromPath(path);
+    const admitted = this.options.admission.admit({
+      instance,
+      remoteAddress: req.socket.remoteAddress,
+      forwardedFor: req.headers['x-forwarded-for'],
+      token: tokenFromUpgrade(req.url, req.headers),
+    });
+    admitted.then(
+      (admission) => this.contain(socket, () => this.onAdmission(admission, req, socket, head, instance)),
+      (err: Error) => this.contain(socket, () => {
+        throw err;
+      }),
+    );
+  }
+
+  private onAdmission(admission: Admission, req: IncomingMessage, socket: Duplex, head: Buffer, instance: string): void {
+    const { node, logger } = this.options;
+    if (!admission.ok) {
+      node.counters.reject(admission.reason);
+      logger.warn({ remote: req.socket.remoteAddress, instance: instance.slice(0, 128), reason: admission.reason }, `connection refused: ${admission.detail}`);
+      const extra = admission.status === 401 ? 'WWW-Authenticate: Bearer\r\n' : '';
+      return refuse(socket, admission.status, STATUS_TEXT[admission.status], admission.message, extra);
+    }
+    // Gone while its token was checked.
+    if (socket.destroyed) return admission.release();
+    if (admission.grant?.sub) logger.debug({ sub: admission.grant.sub, instance }, 'client token accepted');
+    let opened = false;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const raw = new RawSocket(instance, ws, node, logger, { maxBufferedBytes: this.options.maxBufferedBytes });
+      opened = true;
+      const raw = new RawSocket(instance, ws, node, logger, {
+        maxBufferedBytes: this.options.maxBufferedBytes,
+        maxFrameBytes: this.options.maxFrameBytes,
+        grant: admission.grant,
+      });
       this.sockets.set(raw, ws);
       node.hub.add(raw);
-      node.connected(instance);
+      node.instances.socketJoined(instance);
       ws.on('close', () => {
         this.sockets.delete(raw);
+        node.instances.socketLeft(instance);
+        admission.release();
         this.onSocketGone?.();
       });
     });
+    // ws completes a handshake synchronously here, or answers it with an error (not a
+    // WebSocket request) and opens nothing: then the slot is not held.
+    if (!opened) admission.release();
   }
+
+  /** Runs part of an upgrade's handling; a throw drops that connection, never the process. */
+  private contain(socket: Duplex, handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      const e = err as Error;
+      this.options.node.counters.internalError('upgrade');
+      this.options.logger.error({ err: e.message, stack: e.stack }, 'upgrade handling failed; connection dropped');
+      socket.destroy();
+    }
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
+/** Answers an upgrade it will not take with a plain HTTP status, and closes. */
+function refuse(socket: Duplex, status: number, text: string, why: string, extraHeaders = ''): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${extraHeaders}Content-Type: text/plain\r\n\r\n${why}\n`);
 }

@@ -201,3 +201,56 @@ describe('containment: Socket.IO', () => {
     }
   });
 });
+
+describe('replays: one in flight per socket', () => {
+  it('refuses a Socket.IO replay asked while the socket has one running, and serves the next', async () => {
+    const history = new GatedHistory();
+    const gw = await new Gateway({ config: config(), logger: silentLogger, history }).start();
+    const s = io(gw.url('client').replace(/^ws/, 'http'), { path: '/socket.io/', transports: ['websocket'], reconnection: false, forceNew: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.once('connect', () => resolve());
+        s.once('connect_error', reject);
+      });
+      await post(gw.url('admin'), { subscribers: ['PHID-R'], key: 1 });
+      expect(await s.timeout(5_000).emitWithAck('subscribe', ['PHID-R'])).toEqual({ ok: true });
+      history.close_();
+      const first = s.timeout(5_000).emitWithAck('replay', { age: 60_000 });
+      await until(() => history.reads === 1, 'the first replay to read');
+      expect(await s.timeout(5_000).emitWithAck('replay', { age: 60_000 })).toMatchObject({ ok: false, error: 'replay_in_progress' });
+      expect(history.reads).toBe(1); // the refused one read nothing
+      history.open();
+      expect(await first).toEqual({ ok: true, replayed: 1 });
+      expect(await s.timeout(5_000).emitWithAck('replay', { age: 60_000 })).toEqual({ ok: true, replayed: 1 });
+      expect(gw.socketio!.status().rejected).toMatchObject({ replay_in_progress: 1 });
+    } finally {
+      s.close();
+      await gw.close();
+    }
+  });
+
+  it('queues a raw replay behind the one running: one history read at a time, answered in order', async () => {
+    const history = new GatedHistory();
+    const gw = await new Gateway({ config: config(), logger: silentLogger, history }).start();
+    try {
+      await post(gw.url('admin'), { subscribers: ['PHID-R'], key: 1 });
+      const s = await socket(gw.url('client'));
+      s.send('subscribe', ['PHID-R']);
+      await s.roundTrip();
+      history.close_();
+      s.send('replay', { age: 60_000 });
+      s.send('replay', { age: 60_000 });
+      s.send('ping');
+      await until(() => history.reads === 1, 'the first replay to read');
+      await sleep(50);
+      expect(history.reads).toBe(1);
+      history.open();
+      await s.waitFor((r) => r.filter((f) => f.type === 'pong').length === 2, 2_000, 'the pong');
+      expect(history.reads).toBe(2);
+      expect(s.received.map((f) => f.type ?? f.key)).toEqual(['pong', 1, 1, 'pong']);
+      expect(gw.node.counters.replayEntriesSent).toBe(2);
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -9,9 +9,11 @@
  * frames queued behind a replay are dropped with it.
  */
 import WebSocket from 'ws';
-import { PONG_FRAME, parseClientFrame, type Logger } from '@tidings/protocol';
+import { CloseCode, PONG_FRAME, parseClientFrame, positionsFrame, type Logger } from '@tidings/protocol';
+import type { Grant } from '@tidings/auth';
 import type { HubMember } from '@tidings/hub';
 import type { TidingsNode } from '../node';
+import { watchExpiry } from './admission';
 
 const PONG = Buffer.from(PONG_FRAME);
 
@@ -44,10 +46,17 @@ function preEncoded(payload: Buffer): Buffer[] {
 
 export interface RawSocketOptions {
   maxBufferedBytes: number;
+  /** limits.maxFrameBytes, named in the log line when a frame passes it. */
+  maxFrameBytes: number;
+  /** What the connection's token allows (PHIDs, expiry); undefined when tokens are off. */
+  grant?: Grant;
 }
 
 export class RawSocket implements HubMember {
   private closed = false;
+  /** Whether this connection asked for positions (`{"command":"positions","data":true}`). */
+  positions = false;
+  private readonly stopExpiry: () => void;
 
   constructor(
     readonly instance: string,
@@ -58,12 +67,27 @@ export class RawSocket implements HubMember {
   ) {
     ws.on('message', (data, isBinary) => this.contain('frame', () => this.onFrame(data as Buffer, isBinary)));
     ws.on('close', () => this.contain('close', () => this.onClose()));
-    ws.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
+    ws.on('error', (err) => this.contain('error', () => this.onError(err as Error & { code?: string })));
+    // At the token's expiry the connection ends; the client gets a fresh token and reconnects.
+    this.stopExpiry = watchExpiry(options.grant, () =>
+      this.contain('expiry', () => {
+        this.logger.info({ sub: options.grant?.sub }, 'client token expired: socket closed with 4001');
+        this.ws.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+      }),
+    );
   }
 
-  /** Whether the socket has closed (or was cut off): it takes and sends nothing more. */
-  get isClosed(): boolean {
-    return this.closed;
+  /** ws reports protocol errors here, then closes the socket itself (1009 for a frame over maxPayload). */
+  private onError(err: Error & { code?: string }): void {
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      this.node.counters.reject('frame_too_large');
+      this.logger.warn(
+        { limit: this.options.maxFrameBytes, setting: 'limits.maxFrameBytes', env: 'TIDINGS_LIMITS_MAX_FRAME_BYTES' },
+        `frame over limits.maxFrameBytes (${this.options.maxFrameBytes} bytes): socket closed with 1009; raise limits.maxFrameBytes to accept larger frames`,
+      );
+      return;
+    }
+    this.logger.debug({ err: err.message, code: err.code }, 'socket error');
   }
 
   send(frame: Buffer): void {
@@ -75,8 +99,14 @@ export class RawSocket implements HubMember {
     if (this.closed || ws.readyState !== WebSocket.OPEN) return;
     // perMessageDeflate is off, so the sender is idle unless a write is queued behind state.
     const sender = (ws as unknown as { _sender?: FrameSender })._sender;
-    if (sender && sender._state === SENDER_IDLE) sender.sendFrame(preEncoded(frame));
-    else ws.send(frame, { binary: false });
+    if (sender && sender._state === SENDER_IDLE) {
+      sender.sendFrame(preEncoded(frame));
+      this.node.counters.rawFastSends++;
+    } else {
+      // Counted, so a ws upgrade that changed these internals shows as a silent fallback.
+      ws.send(frame, { binary: false });
+      this.node.counters.rawQueuedSends++;
+    }
     if (ws.bufferedAmount > this.options.maxBufferedBytes) {
       // Terminate rather than close: a close frame would queue behind the same backlog.
       this.node.counters.slowReaderCloses++;
@@ -113,11 +143,32 @@ export class RawSocket implements HubMember {
   }
 
   /**
-   * Frames are handled in the order they came: while a replay reads history, later frames
-   * wait here (and the socket stops reading), so a pong or an unsubscribe never overtakes
-   * the replay, as with Aphlict's synchronous replay.
+   * Frames are handled in the order they came: while a replay (or a `positions` answer)
+   * reads history, later frames wait here (and the socket stops reading), so a pong or an
+   * unsubscribe never overtakes the replay, as with Aphlict's synchronous replay.
    */
   private backlog: { data: Buffer; isBinary: boolean }[] | null = null;
+
+  /** Handles a command that reads history: later frames wait until it is done. */
+  private inOrder(what: string, work: () => Promise<unknown>): void {
+    this.backlog = [];
+    this.ws.pause();
+    // Neither step can reject: a failure is logged, and the continuation is contained.
+    work()
+      .catch((err: Error) => this.logger.warn({ err: err.message }, `${what} failed`))
+      .then(() => this.contain(what, () => this.afterReplay()));
+  }
+
+  /** Turns positions on or off: the answer tells where the instance's history is now. */
+  private async setPositions(enabled: boolean): Promise<void> {
+    if (enabled !== this.positions) {
+      this.positions = enabled;
+      this.node.positionsChanged(enabled ? 1 : -1);
+    }
+    if (!enabled) return;
+    const head = await this.node.head(this.instance);
+    if (!this.closed) this.send(Buffer.from(positionsFrame(head)));
+  }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
@@ -143,10 +194,28 @@ export class RawSocket implements HubMember {
     const frame = parseClientFrame(isBinary ? data.toString('utf8') : data.toString());
     switch (frame.command) {
       case 'subscribe': {
-        const { refused } = this.node.hub.subscribe(this, frame.phids);
+        let phids = frame.phids;
+        const grant = this.options.grant;
+        if (grant && !grant.allowsAll) {
+          const split = grant.filter(phids);
+          if (split.refused.length) {
+            // Aphlict-style: the rest are subscribed, the socket keeps working.
+            this.node.counters.reject('forbidden_phid', split.refused.length);
+            this.logger.warn({ sub: grant.sub, refused: split.refused.length, first: split.refused[0].slice(0, 64) }, 'subscribe: PHIDs the token does not cover were ignored');
+          }
+          phids = split.allowed;
+        }
+        const { refused, refusedByNode } = this.node.hub.subscribe(this, phids);
         if (refused) {
           this.node.counters.reject('subscription_cap');
           this.logger.warn({ refused, held: this.node.hub.subscriptionCount(this) }, 'subscribe: cap reached, PHIDs ignored');
+        }
+        if (refusedByNode) {
+          this.node.counters.reject('node_subscription_cap');
+          this.logger.warn(
+            { refused: refusedByNode, nodeHeld: this.node.subscriptions.held, setting: 'limits.maxSubscriptionsPerNode' },
+            'subscribe: the node holds limits.maxSubscriptionsPerNode subscriptions, PHIDs ignored',
+          );
         }
         return;
       }
@@ -154,13 +223,13 @@ export class RawSocket implements HubMember {
         this.node.hub.unsubscribe(this, frame.phids);
         return;
       case 'replay':
-        this.backlog = [];
-        this.ws.pause();
-        // Neither step can reject: a failed read is logged, and the continuation is contained.
-        this.node
-          .replay(this, frame.ageMs)
-          .catch((err: Error) => this.logger.warn({ err: err.message }, 'replay failed'))
-          .then(() => this.contain('replay', () => this.afterReplay()));
+        this.inOrder('replay', () => this.node.replay(this, { kind: 'age', ageMs: frame.ageMs }));
+        return;
+      case 'replay-since':
+        this.inOrder('replay', () => this.node.replay(this, { kind: 'since', since: frame.since }));
+        return;
+      case 'positions':
+        this.inOrder('positions', () => this.setPositions(frame.enabled));
         return;
       case 'ping':
         if (this.ws.readyState === WebSocket.OPEN) this.ws.send(PONG, { binary: false });
@@ -175,6 +244,8 @@ export class RawSocket implements HubMember {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopExpiry();
+    if (this.positions) this.node.positionsChanged(-1);
     this.backlog = null;
     this.node.hub.remove(this);
   }

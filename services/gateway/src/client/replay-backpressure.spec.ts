@@ -22,7 +22,7 @@ beforeAll(async () => {
         { type: 'client', port: 0, listen: '127.0.0.1' },
         { type: 'admin', port: 0, listen: '127.0.0.1' },
       ],
-      limits: { maxBufferedBytes: 256 * 1024 },
+      limits: { maxBufferedBytes: 256 * 1024, maxBodyBytes: 128 * 1024 },
     }),
     logger: silentLogger,
   }).start();

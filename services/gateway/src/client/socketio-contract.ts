@@ -5,13 +5,15 @@
  *   subscribe:    emit('subscribe', ['PHID-1', ...], ack)     -> ack({ ok: true })
  *   unsubscribe:  emit('unsubscribe', ['PHID-1', ...], ack)   -> ack({ ok: true })
  *   replay:       emit('replay', { age: ms }, ack)            -> `message` events, then ack({ ok: true, replayed })
+ *                 emit('replay', { since: {offset, epoch} }) -> the same, ack with { recovered, offset, epoch }
+ *   positions:    io(url, { auth: { positions: true } })     -> `positions` event {offset, epoch}; message(payload, position)
  *   delivery:     on('message', payload)  payload = the JSON object a raw Aphlict socket receives
  *
  * Every payload that does not decode gets `{ ok: false, error, message }` and the socket stays
  * usable (Aphlict's raw sockets go deaf on such frames). The ack types live in
  * @tidings/protocol, shared with libs/client.
  */
-import { decodeReplayAge, type SocketIoAck } from '@tidings/protocol';
+import { decodeReplayRequest, type Position, type ReplayRequest, type SocketIoAck } from '@tidings/protocol';
 
 export type { SocketIoAck, SocketIoErrorCode } from '@tidings/protocol';
 
@@ -26,13 +28,23 @@ export interface ClientToServerEvents {
 
 /** Events the server emits. */
 export interface ServerToClientEvents {
-  /** One notification, exactly as a raw Aphlict socket receives it (parsed JSON). */
-  message: (message: Record<string, unknown>) => void;
+  /**
+   * One notification, exactly as a raw Aphlict socket receives it (parsed JSON); with
+   * positions on (auth {positions: true}), its position as the second argument.
+   */
+  message: (message: Record<string, unknown>, position?: Position) => void;
+  /** With positions on: where the instance's history is, once connected. */
+  positions: (head: Position) => void;
 }
 
 /** The room of sockets of an instance subscribed to a PHID. `~` never occurs in an instance name. */
 export function roomOf(instance: string, phid: string): string {
   return `${instance}~${phid}`;
+}
+
+/** The same for sockets with positions on (their deliveries carry positions): `~instance~PHID`. */
+export function positionedRoomOf(instance: string, phid: string): string {
+  return `~${instance}~${phid}`;
 }
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -47,10 +59,13 @@ export function decodePhids(event: string, data: unknown): Decoded<string[]> {
   return { ok: true, value: data as string[] };
 }
 
-/** `{age}` in ms; a missing payload, age or 0 means 60 s (Aphlict's default), as on raw sockets. */
-export function decodeReplay(data: unknown): Decoded<number> {
-  const age = decodeReplayAge('replay', data);
-  return age.ok ? { ok: true, value: age.ageMs } : { ok: false, message: age.reason };
+/**
+ * `{age}` in ms (a missing payload, age or 0 means 60 s, Aphlict's default, as on raw
+ * sockets), or `{since: {offset, epoch}}`.
+ */
+export function decodeReplay(data: unknown): Decoded<ReplayRequest> {
+  const decoded = decodeReplayRequest('replay', data);
+  return decoded.ok ? { ok: true, value: decoded.request } : { ok: false, message: decoded.reason };
 }
 
 /**

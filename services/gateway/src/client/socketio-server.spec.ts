@@ -225,6 +225,19 @@ describe('socket.io on the client port', () => {
     expect(sio.received.map((m) => m.n)).toEqual([5]);
   });
 
+  it('counts a PHID once toward the cap however often it is sent, and an unsubscribe makes room', async () => {
+    const sio = await connectSio(client);
+    expect(await sio.emit('subscribe', ['D1', 'D1', 'D2', 'D2', 'D3'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D1', 'D2', 'D3', 'D4', 'D5'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D6', 'D6'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 0, refused: 2 });
+    expect(await sio.emit('unsubscribe', ['D1', 'NOT-HELD', 'D1'])).toEqual({ ok: true });
+    expect(await sio.emit('subscribe', ['D6', 'D6', 'D7'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 1, refused: 1 });
+    for (const n of [1, 6, 7, 5]) await post(admin, notification([`D${n}`], { n }));
+    await sio.waitFor(2);
+    await sleep(100);
+    expect(sio.received.map((m) => m.n)).toEqual([6, 5]);
+  });
+
   it('counts connections and deliveries in /status/', async () => {
     const before = (await gw.status.report('default')).socketio as Record<string, number>;
     const sio = await connectSio(client, { instance: 'counted' });
@@ -243,7 +256,7 @@ describe('socket.io limits', () => {
   let gw: Gateway;
   beforeAll(async () => {
     gw = await new Gateway({
-      config: config({ limits: { maxFrameBytes: 2_048, maxBufferedBytes: 65_536, maxConnections: 2 } }),
+      config: config({ limits: { maxFrameBytes: 2_048, maxSubscriptionsPerSocket: 50, maxBufferedBytes: 65_536, maxBodyBytes: 32_768, maxConnections: 2 } }),
       logger: silentLogger,
     }).start();
   });
@@ -254,6 +267,8 @@ describe('socket.io limits', () => {
     const reason = new Promise<string>((resolve) => sio.socket.once('disconnect', (r) => resolve(r)));
     sio.socket.emit('subscribe', ['x'.repeat(4_096)]);
     expect(await reason).toMatch(/transport (close|error)/);
+    for (let i = 0; i < 50 && !gw.socketio!.counters.rejected.get('frame_too_large'); i++) await sleep(10);
+    expect(gw.socketio!.counters.rejected.get('frame_too_large')).toBe(1);
   });
 
   it('counts Socket.IO and raw sockets together against limits.maxConnections', async () => {
@@ -262,6 +277,48 @@ describe('socket.io limits', () => {
     await expect(connectSio(gw.url('client'))).rejects.toThrow(/too many connections/);
     await expect(connectSocket(gw.url('client'))).rejects.toThrow(/503/);
     a.close();
+  });
+
+  it('counts Socket.IO instances with raw ones against limits.maxInstances', async () => {
+    const small = await new Gateway({ config: config({ limits: { maxInstances: 1 } }), logger: silentLogger }).start();
+    try {
+      await connectRaw(small.url('client'));
+      await expect(connectSio(small.url('client'), { instance: 'other' })).rejects.toThrow(/too many instances/);
+      const same = await connectSio(small.url('client'));
+      expect(same.socket.connected).toBe(true);
+      same.close();
+      expect(small.socketio!.status().rejected).toMatchObject({ instance_limit: 1 });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('shares limits.maxSubscriptionsPerNode between raw and Socket.IO sockets, and gives it back when they leave', async () => {
+    const small = await new Gateway({
+      config: config({ limits: { maxSubscriptionsPerSocket: 4, maxSubscriptionsPerNode: 5, maxFrameBytes: 4_096 } }),
+      logger: silentLogger,
+    }).start();
+    try {
+      const raw = await connectRaw(small.url('client'));
+      raw.send('subscribe', ['R1', 'R2', 'R3']);
+      await raw.roundTrip();
+      const sio = await connectSio(small.url('client'));
+      expect(await sio.emit('subscribe', ['S1', 'S2', 'S3'])).toMatchObject({ ok: false, error: 'subscription_cap', added: 2, refused: 1 });
+      raw.send('subscribe', ['R4']); // the node is full: ignored, counted
+      await raw.roundTrip();
+      expect(small.node.subscriptions.held).toBe(5);
+      expect(small.node.counters.rejected.get('node_subscription_cap')).toBe(2);
+      expect(await sio.emit('unsubscribe', ['S1'])).toEqual({ ok: true });
+      raw.ws.close();
+      for (let i = 0; i < 100 && small.node.subscriptions.held > 1; i++) await sleep(10);
+      expect(small.node.subscriptions.held).toBe(1);
+      expect(await sio.emit('subscribe', ['S3', 'S4', 'S5'])).toEqual({ ok: true });
+      sio.close();
+      for (let i = 0; i < 100 && small.node.subscriptions.held > 0; i++) await sleep(10);
+      expect(small.node.subscriptions.held).toBe(0);
+    } finally {
+      await small.close();
+    }
   });
 
   it('cuts off a reader whose backlog passes limits.maxBufferedBytes', async () => {

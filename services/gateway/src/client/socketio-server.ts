@@ -10,11 +10,13 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { Server as IoServer, type Socket } from 'socket.io';
-import { DEFAULT_INSTANCE, isValidInstance, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
-import type { ExtraDelivery, TidingsNode } from '../node';
+import { DEFAULT_INSTANCE, INSTANCE_RULE, type Envelope, type Logger, type TidingsConfig } from '@tidings/protocol';
+import { tokenFromSocketIoAuth, type Grant } from '@tidings/auth';
+import type { ClientAdmission } from './admission';
+import type { Audience, ExtraDelivery, TidingsNode } from '../node';
 import { createSocketIoAdapter, type SocketIoAdapterHandle } from './socketio-adapter';
 import { SocketIoConnection } from './socketio-connection';
-import { roomOf, type ClientToServerEvents, type ServerToClientEvents } from './socketio-contract';
+import { positionedRoomOf, roomOf, type ClientToServerEvents, type ServerToClientEvents } from './socketio-contract';
 
 export { roomOf };
 
@@ -23,12 +25,18 @@ export interface SocketIoServerOptions {
   logger: Logger;
   /** The config's `socketio`, `limits` and `redis` sections are read. */
   config: TidingsConfig;
-  /** Raw Aphlict sockets open on this node; `limits.maxConnections` bounds both kinds together. */
-  otherConnections?: () => number;
+  /** Who may connect (shared with raw sockets): limits, instances, tokens. */
+  admission: ClientAdmission;
 }
 
 export interface SocketData {
   instance: string;
+  /** What the connection's token allows; undefined when tokens are off. */
+  grant?: Grant;
+  /** Frees the connection's per-address slot. */
+  release?: () => void;
+  /** It asked for positions (auth {positions: true}). */
+  positions?: boolean;
 }
 
 export type TidingsIoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -47,8 +55,9 @@ export class SocketIoServer implements ExtraDelivery {
   readonly counters: SocketIoCounters = { connectionsTotal: 0, deliveries: 0, replays: 0, slowReaderCloses: 0, rejected: new Map() };
   private readonly adapter: SocketIoAdapterHandle;
   private readonly connections = new Map<string, SocketIoConnection>();
+  /** Sockets with positions on now (their rooms are looked up only while there are some). */
+  private positionedSockets = 0;
   private readonly perInstance = new Map<string, number>();
-  private accepting = true;
   private attached = false;
   private closing?: Promise<void>;
 
@@ -66,12 +75,10 @@ export class SocketIoServer implements ExtraDelivery {
     });
     // Both run inside engine.io's handling of a connection: a throw there would reach the process.
     this.io.use((socket, next) => {
-      try {
-        this.admit(socket, next);
-      } catch (err) {
-        this.internalError('admit', err as Error);
+      this.admit(socket, next).catch((err: Error) => {
+        this.internalError('admit', err);
         next(new Error('internal error'));
-      }
+      });
     });
     this.io.on('connection', (socket) => {
       try {
@@ -107,21 +114,45 @@ export class SocketIoServer implements ExtraDelivery {
     return this.perInstance.keys();
   }
 
-  /** Emits a message to this node's sockets in the rooms of its PHIDs; returns how many got it. */
-  deliver(envelope: Envelope): number {
-    const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
-    const count = this.countLocal(rooms);
-    if (count === 0) return 0;
+  /**
+   * Emits a message to this node's sockets in the rooms of its PHIDs; returns how many got
+   * it. Sockets with positions on sit in rooms of their own and get the position as the
+   * message's second argument. One parse per node and message; Socket.IO encodes each
+   * packet once for all its recipients.
+   */
+  deliver(envelope: Envelope, audience: Audience): number {
+    let sent = 0;
+    let payload: Record<string, unknown> | undefined;
+    const parsed = () => (payload ??= JSON.parse(envelope.frame) as Record<string, unknown>);
     try {
-      // One parse per node and message; Socket.IO encodes the packet once for all recipients.
-      this.io.local.to(rooms).emit('message', JSON.parse(envelope.frame) as Record<string, unknown>);
+      if (audience !== 'positioned') {
+        const rooms = envelope.subscribers.map((phid) => roomOf(envelope.instance, phid));
+        const count = this.countLocal(rooms);
+        if (count > 0) {
+          this.io.local.to(rooms).emit('message', parsed());
+          sent += count;
+        }
+      }
+      if (audience !== 'plain' && this.positionedSockets > 0) {
+        const rooms = envelope.subscribers.map((phid) => positionedRoomOf(envelope.instance, phid));
+        const count = this.countLocal(rooms);
+        if (count > 0) {
+          if (envelope.position) this.io.local.to(rooms).emit('message', parsed(), envelope.position);
+          else this.io.local.to(rooms).emit('message', parsed());
+          sent += count;
+        }
+      }
     } catch (err) {
       // Contained here so the node's other transports still deliver this message.
       this.internalError('deliver', err as Error);
-      return 0;
     }
-    this.counters.deliveries += count;
-    return count;
+    this.counters.deliveries += sent;
+    return sent;
+  }
+
+  /** Drops the transport of every socket with positions on, so it replays from its position. */
+  resyncPositioned(): void {
+    for (const connection of this.connections.values()) if (connection.positioned) connection.dropTransport();
   }
 
   private internalError(during: string, err: Error): void {
@@ -129,10 +160,6 @@ export class SocketIoServer implements ExtraDelivery {
     this.options.logger.error({ err: err.message, stack: err.stack, during }, 'socket.io handling failed');
   }
 
-  /** Stops taking new sockets (they get a connect_error "shutting down"). */
-  stopAccepting(): void {
-    this.accepting = false;
-  }
 
   /**
    * Closes every socket's transport, spread over `drainMs` with jitter: clients see a
@@ -182,29 +209,38 @@ export class SocketIoServer implements ExtraDelivery {
     return (union ?? only)?.size ?? 0;
   }
 
-  /** Middleware: instance from `auth`, connection limit, draining. */
-  private admit(socket: TidingsIoSocket, next: (err?: Error) => void): void {
-    const { logger, config, otherConnections } = this.options;
-    if (!this.accepting) {
-      this.reject('draining');
-      return next(new Error('shutting down'));
-    }
-    const max = config.limits.maxConnections;
-    if (max > 0 && this.connections.size + (otherConnections?.() ?? 0) >= max) {
-      this.reject('connection_limit');
-      logger.warn({ remote: socket.handshake.address }, 'socket.io connection refused: too many connections');
-      return next(new Error('too many connections'));
-    }
-    const auth = socket.handshake.auth as { instance?: unknown } | undefined;
+  /** Middleware: the instance from `auth`, then the shared admission (limits, instances, token). */
+  private async admit(socket: TidingsIoSocket, next: (err?: Error) => void): Promise<void> {
+    const { logger, admission } = this.options;
+    const auth = socket.handshake.auth as { instance?: unknown; token?: unknown } | undefined;
     const asked = auth?.instance;
-    if (asked === undefined || asked === null || asked === '') {
-      socket.data.instance = DEFAULT_INSTANCE;
-    } else if (typeof asked === 'string' && isValidInstance(asked)) {
-      socket.data.instance = asked;
-    } else {
+    let instance: string;
+    if (asked === undefined || asked === null || asked === '') instance = DEFAULT_INSTANCE;
+    else if (typeof asked === 'string') instance = asked;
+    else {
       this.reject('invalid_instance');
-      return next(new Error('invalid instance: a string of 1-128 characters without spaces, "/" or "~"'));
+      return next(new Error(`invalid instance: ${INSTANCE_RULE}`));
     }
+    const admitted = await admission.admit({
+      instance,
+      remoteAddress: socket.handshake.address,
+      forwardedFor: socket.handshake.headers['x-forwarded-for'],
+      token: tokenFromSocketIoAuth(auth),
+    });
+    if (!admitted.ok) {
+      this.reject(admitted.reason);
+      logger.warn({ remote: socket.handshake.address, reason: admitted.reason }, `socket.io connection refused: ${admitted.detail}`);
+      const message = admitted.reason === 'invalid_instance' ? `invalid instance: ${INSTANCE_RULE}` : admitted.message;
+      const err = new Error(message) as Error & { data?: unknown };
+      if (admitted.status === 401) err.data = { reason: admitted.reason.replace(/^token_/, '') };
+      return next(err);
+    }
+    // Gone while its token was checked.
+    if (socket.conn.readyState === 'closed') return admitted.release();
+    socket.data.instance = instance;
+    socket.data.positions = (auth as { positions?: unknown } | undefined)?.positions === true;
+    socket.data.grant = admitted.grant;
+    socket.data.release = admitted.release;
     next();
   }
 
@@ -217,12 +253,24 @@ export class SocketIoServer implements ExtraDelivery {
       server: this,
       maxSubscriptions: config.limits.maxSubscriptionsPerSocket,
       maxBufferedBytes: config.limits.maxBufferedBytes,
+      maxFrameBytes: config.limits.maxFrameBytes,
     });
     this.connections.set(socket.id, connection);
     this.perInstance.set(instance, (this.perInstance.get(instance) ?? 0) + 1);
+    node.instances.socketJoined(instance);
     this.counters.connectionsTotal++;
+    if (connection.positioned) {
+      this.positionedSockets++;
+      node.positionsChanged(1);
+    }
     socket.once('disconnect', () => {
       this.connections.delete(socket.id);
+      if (connection.positioned) {
+        this.positionedSockets--;
+        node.positionsChanged(-1);
+      }
+      node.instances.socketLeft(instance);
+      socket.data.release?.();
       const left = (this.perInstance.get(instance) ?? 1) - 1;
       if (left) this.perInstance.set(instance, left);
       else this.perInstance.delete(instance);
@@ -230,7 +278,6 @@ export class SocketIoServer implements ExtraDelivery {
   }
 
   private async doClose(drainMs: number): Promise<void> {
-    this.accepting = false;
     const connections = [...this.connections.values()];
     await Promise.all(
       connections.map(

@@ -24,7 +24,11 @@ export interface AdminResponse {
   json: unknown;
 }
 
-/** Checks `--admin` and returns it as a URL (http or https, no path beyond /). */
+/**
+ * Checks `--admin` and returns it as a URL (http or https). A path is a prefix kept before
+ * every request's path, as Phorge uses an admin server's `path` (`http://host:22281/TOKEN`
+ * posts to `/TOKEN/`); it may hold a token, so messages show the URL's origin only.
+ */
 export function parseAdminUrl(raw: string): URL {
   let url: URL;
   try {
@@ -33,19 +37,56 @@ export function parseAdminUrl(raw: string): URL {
     throw new CommandError(`--admin: "${raw}" is not a URL (expected e.g. http://127.0.0.1:22281)`, 2);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CommandError(`--admin: "${raw}" must be an http:// or https:// URL`, 2);
+    // The origin only: a path may hold a token.
+    throw new CommandError(`--admin: "${url.protocol}//${url.host}" must be an http:// or https:// URL`, 2);
   }
   return url;
+}
+
+/**
+ * Checks `--token` (or TIDINGS_TOKEN): it travels as `Authorization: Bearer TOKEN`, so one run
+ * of visible ASCII. The message never repeats it. Undefined and '' mean no token.
+ */
+export function parseToken(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^[\x21-\x7e]+$/.test(raw)) {
+    throw new CommandError('--token (or TIDINGS_TOKEN): must be one run of visible ASCII characters, without spaces', 2);
+  }
+  return raw;
+}
+
+/** Whether a request carries a token: `--token`, or a path prefix in `--admin` (Phorge's form). */
+export function hasCredentials(admin: URL, token: string | undefined): boolean {
+  return token !== undefined || admin.pathname.replace(/\/+$/, '') !== '';
+}
+
+/** A request's URL fit for messages: a path prefix (which may be a token) shows as /REDACTED. */
+export function shownUrl(admin: URL, path: string): string {
+  const prefix = admin.pathname.replace(/\/+$/, '') === '' ? '' : '/REDACTED';
+  return `${admin.origin}${prefix}/${path.replace(/^\/+/, '')}`;
+}
+
+/** The request path under the admin URL's prefix (Phorge: rtrim(prefix, '/') . '/' . ltrim(path, '/')). */
+export function adminPath(admin: URL, path: string): string {
+  return `${admin.pathname.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
 }
 
 export async function adminRequest(
   admin: URL,
   path: string,
-  options: { method?: string; body?: string; instance?: string; timeoutMs: number },
+  options: {
+    method?: string;
+    body?: string;
+    instance?: string;
+    timeoutMs: number;
+    /** Sent as `Authorization: Bearer TOKEN`. */
+    token?: string;
+  },
 ): Promise<AdminResponse> {
   const url = new URL(admin);
-  url.pathname = path;
+  url.pathname = adminPath(admin, path);
   url.search = '';
+  url.hash = '';
   if (options.instance !== undefined) url.searchParams.set('instance', options.instance);
   // node:http rather than fetch: fetch refuses "bad ports" (1, 6000, 6665, ...) an admin port may use.
   const request = url.protocol === 'https:' ? https.request : http.request;
@@ -54,7 +95,10 @@ export async function adminRequest(
       url,
       {
         method: options.method ?? 'GET',
-        headers: options.body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(options.body) },
+        headers: {
+          ...(options.body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(options.body) }),
+          ...(options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }),
+        },
         timeout: options.timeoutMs,
       },
       (res) => {
@@ -88,14 +132,33 @@ export async function adminRequest(
   });
 }
 
-/** The server's own words for an error answer: `{"error","message"}` or the body text. */
-export function describeErrorAnswer(res: AdminResponse): string {
+/**
+ * The server's own words for an error answer: `{"error","message"}` or the body text, with
+ * the token and the path prefix replaced by REDACTED wherever the answer repeats them (a
+ * default 404 page names the path). For a 401, what to do about it.
+ */
+export function describeErrorAnswer(res: AdminResponse, admin: URL, token: string | undefined): string {
   const body = res.json as { error?: unknown; message?: unknown } | undefined;
+  let said: string;
   if (body && typeof body === 'object' && typeof body.message === 'string') {
-    return `${res.status} ${typeof body.error === 'string' ? `${body.error}: ` : ''}${body.message}`;
+    said = `${res.status} ${typeof body.error === 'string' ? `${body.error}: ` : ''}${body.message}`;
+  } else {
+    const text = res.text.trim().slice(0, 200);
+    said = `${res.status}${text ? ` ${text}` : ''}`;
   }
-  const text = res.text.trim().slice(0, 200);
-  return `${res.status}${text ? ` ${text}` : ''}`;
+  // The whole prefix, then each long segment of it (short ones like `ws` are no secret and too common to replace).
+  const prefix = admin.pathname.replace(/\/+$/, '');
+  const secrets: [string | undefined, string][] = [
+    [token, 'REDACTED'],
+    [prefix, '/REDACTED'],
+    ...prefix.split('/').filter((segment) => segment.length >= 8).map((segment): [string, string] => [segment, 'REDACTED']),
+  ];
+  for (const [secret, shown] of secrets) if (secret) said = said.split(secret).join(shown);
+  if (res.status !== 401) return said;
+  const advice = hasCredentials(admin, token)
+    ? 'the token given was refused'
+    : 'give a token with --token or TIDINGS_TOKEN, or put it first in the --admin path';
+  return `${said} (${advice})`;
 }
 
 /** Parses a positive integer option. */

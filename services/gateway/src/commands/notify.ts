@@ -3,7 +3,7 @@
  * the receipt (the node's fingerprint).
  */
 import { randomBytes } from 'node:crypto';
-import { adminRequest, CommandError, describeErrorAnswer, parseAdminUrl, positiveInt } from './admin-request';
+import { adminRequest, CommandError, describeErrorAnswer, parseAdminUrl, parseToken, positiveInt } from './admin-request';
 
 export interface NotifyArgs {
   admin: string;
@@ -16,6 +16,8 @@ export interface NotifyArgs {
   data?: string;
   timeout: string;
   json?: boolean;
+  /** Admin token (`--token` or TIDINGS_TOKEN), sent as `Authorization: Bearer`. */
+  token?: string;
 }
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -56,11 +58,12 @@ export function buildMessage(args: Pick<NotifyArgs, 'subscribers' | 'type' | 'ke
 export async function notifyCommand(args: NotifyArgs, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const admin = parseAdminUrl(args.admin);
   const timeoutMs = positiveInt('--timeout', args.timeout);
+  const token = parseToken(args.token);
   const message = buildMessage(args);
   // Absent or empty both mean the default instance (DESIGN.md section 1).
   const instance = args.instance || 'default';
-  const res = await adminRequest(admin, '/', { method: 'POST', body: JSON.stringify(message), instance, timeoutMs });
-  if (res.status !== 200) throw new CommandError(`${admin.origin} refused the message: ${describeErrorAnswer(res)}`);
+  const res = await adminRequest(admin, '/', { method: 'POST', body: JSON.stringify(message), instance, timeoutMs, token });
+  if (res.status !== 200) throw new CommandError(`${admin.origin} refused the message: ${describeErrorAnswer(res, admin, token)}`);
   const receipt = res.json as { fingerprint?: unknown } | undefined;
   if (args.json) {
     out.write(`${JSON.stringify({ receipt: res.json ?? res.text, message, instance })}\n`);
