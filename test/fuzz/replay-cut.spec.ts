@@ -145,11 +145,13 @@ describe('replay cut off - the gateway survives a socket that goes away during a
   it(
     'server cut: a reader that stops reading is cut off by limits.maxBufferedBytes in the middle of its replay; the process lives and delivers',
     async () => {
-      // Entries larger than the bound: the first send that the kernel does not take whole
-      // passes it, so the replay is cut while the queued subscribe waits behind it. Loopback
-      // TCP takes about 4 MB from a reader that does not read: 10 MB of history is more.
-      const gateway = await startGateway({ limits: { maxBufferedBytes: 4_096 } });
-      await fillHistory(gateway, BIG_HISTORY.count, BIG_HISTORY.padBytes);
+      // A 16 kB bound, and entries of 14 kB (the largest message accepted must fit the bound).
+      // Loopback TCP takes about 4 MB from a reader that does not read; past that, the replay
+      // either passes the bound at once (an entry on top of what is unsent) or waits for a
+      // drain with over half the bound unsent, and then a live message to the same PHID
+      // passes it: cut off in the middle of its replay, with a subscribe queued behind it.
+      const gateway = await startGateway({ limits: { maxBufferedBytes: 16_384, maxBodyBytes: 15_000 } });
+      await fillHistory(gateway, 600, 14_000);
 
       const rounds = 10;
       for (let i = 0; i < rounds && isAlive(gateway); i++) {
@@ -159,6 +161,7 @@ describe('replay cut off - the gateway survives a socket that goes away during a
         let cut = false;
         while (!cut && Date.now() < deadline && isAlive(gateway)) {
           await sleep(20);
+          await post(gateway.adminUrl, notification([PHID], { live: true, pad: 'x'.repeat(8_000) })).catch(() => undefined);
           cut = (await getStatus(gateway.adminUrl).catch(() => ({ 'clients.slowReaderCloses': before })))['clients.slowReaderCloses'] !== before;
         }
         ws.terminate();

@@ -7,7 +7,7 @@
  * subscribe, unsubscribe, replay, ping, garbage; abrupt TCP resets after a few ms; clean
  * closes; pauses of the client's reading; an oversize frame, which the server closes with
  * 1009), publishes (to the control PHID alone, to it and fuzz PHIDs, to fuzz PHIDs alone),
- * and slow-reader cuts: a socket of instance `big` (5.6 MB of history) stops reading, asks for
+ * and slow-reader cuts: a socket of instance `big` (7.3 MB of history) stops reading, asks for
  * a replay with frames queued behind it, and gets cut off by limits.maxBufferedBytes while
  * messages to it and to that instance's control are published.
  *
@@ -27,7 +27,9 @@ import { failureMessage, FUZZ_RUNS, FuzzGateway, fuzzTimeoutMs, isComplete, runF
 
 const MAX_FRAME_BYTES = 4_096;
 /** Small, so that a reader that stops reading is cut off soon after the kernel's buffers fill. */
-const MAX_BUFFERED_BYTES = 8_192;
+const MAX_BUFFERED_BYTES = 16_384;
+/** The largest message must fit the bound (the gateway refuses a config where it does not). */
+const MAX_BODY_BYTES = 15_000;
 const SEQ = 'seq';
 const BIG = 'big';
 const CONTROL_PHID = 'PHID-CONTROL-seq';
@@ -53,8 +55,8 @@ type Action =
   | { op: 'publish'; to: 'control' | 'control+fuzz' | 'fuzz'; phids: string[] }
   | { op: 'slowCut'; queued: SeqFrame[]; publishes: number };
 
-/** Padding of the live messages of a slow cut: a few of them carry a stalled replay over the bound. */
-const LIVE_PAD_BYTES = 600;
+/** Padding of the live messages of a slow cut: one carries a replay stalled past half the bound over it. */
+const LIVE_PAD_BYTES = 8_000;
 
 const phidsArb = fc.subarray(FUZZ_PHIDS, { minLength: 1 });
 const frameArb: fc.Arbitrary<SeqFrame> = fc.oneof(
@@ -93,7 +95,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant('slowCut' as const),
       queued: fc.array(frameArb, { maxLength: 3 }),
-      publishes: fc.integer({ min: 4, max: 12 }),
+      publishes: fc.integer({ min: 1, max: 4 }),
     }),
   },
 );
@@ -184,14 +186,15 @@ async function fillHistory(instance: string, count: number, phids: string[], pad
 let bigLiveSinceFill = 0;
 
 /**
- * `big`: 700 messages of 6 or 10 kB (5.6 MB), more than loopback TCP buffers for a reader
- * that stops. Past the kernel's share, a 10 kB entry passes the 8 kB bound at once (the
- * replay is cut); a 6 kB one stops the replay at half the bound to wait for a drain, and the
- * live messages of the slow cut then carry it over (cut in a fan-out with the control).
- * Filled again before the slow cuts' small live messages push these out of the 2,000 kept.
+ * `big`: 700 messages of 7 or 14 kB (7.3 MB), more than loopback TCP buffers for a reader
+ * that stops. Past the kernel's share, a 14 kB entry on top of what is still unsent passes
+ * the 16 kB bound (the replay is cut), or the replay stops past half the bound to wait for a
+ * drain and the first live message of the slow cut carries it over (cut in a fan-out with
+ * the control). Filled again before the slow cuts' live messages push these out of the
+ * 2,000 kept.
  */
 async function fillBig(): Promise<void> {
-  await fillHistory(BIG, 700, [BIG_PHID], (n) => (n % 2 ? 10_000 : 6_000));
+  await fillHistory(BIG, 700, [BIG_PHID], (n) => (n % 2 ? 14_000 : 7_000));
   bigLiveSinceFill = 0;
 }
 
@@ -222,7 +225,7 @@ async function checkControl(control: Control): Promise<void> {
 beforeAll(async () => {
   fuzz = await FuzzGateway.start({
     config: {
-      limits: { maxFrameBytes: MAX_FRAME_BYTES, maxBufferedBytes: MAX_BUFFERED_BYTES },
+      limits: { maxFrameBytes: MAX_FRAME_BYTES, maxSubscriptionsPerSocket: 64, maxBufferedBytes: MAX_BUFFERED_BYTES, maxBodyBytes: MAX_BODY_BYTES },
       history: { maxMessages: 2_000, maxAgeMs: 3_600_000 },
     },
   });
