@@ -7,8 +7,9 @@
  *
  * Invariants, per case: no 5xx (Redis is up; /readyz may say 503 "unready", its contract);
  * a POST / is answered exactly as the contract says: 413 past the body limit, 400 with
- * {error, message} for a long instance, a body that is not JSON, not an object, or has bad
- * `subscribers`/`touched`, else 200 with the node's fingerprint; raw requests get an answer
+ * {error, message} for an invalid instance, a body that is not JSON, not an object, or has
+ * bad `subscribers`, `uniqueID` (over 128 characters) or `touched`, else 200 with the node's
+ * fingerprint; raw requests get an answer
  * or a close within 3 s (no hang); the process lives and logs no error. Every 100 cases no
  * contained defect was counted (/status/ errors.internal); every 500 cases and at the end,
  * the probe proves it delivers.
@@ -21,7 +22,11 @@ import { deepJsonText, jsonArb, phidListArb } from './arbitraries';
 import { failureMessage, FUZZ_RUNS, FuzzGateway, fuzzTimeoutMs, isComplete, runFuzz } from './harness';
 
 const MAX_BODY_BYTES = 65_536;
-const MAX_INSTANCE_LENGTH = 256;
+/** The documented instance rule: 1 to 128 characters, no white space, control characters, `/` or `~`. */
+const VALID_INSTANCE = /^[^\s/~\p{Cc}]{1,128}$/u;
+const MAX_INSTANCE_LENGTH = 128;
+/** Longest `uniqueID` (and relayed `x-tidings-message-id`). */
+const MAX_ID_LENGTH = 128;
 /** Replaced by the node's fingerprint when sent: `touched` naming the node itself. */
 const OWN_FINGERPRINT = '$FINGERPRINT';
 
@@ -53,7 +58,12 @@ const publishArb: fc.Arbitrary<string> = fc
     {
       subscribers: fc.oneof({ weight: 4, arbitrary: phidListArb }, { weight: 1, arbitrary: jsonArb }),
       touched: fc.oneof(fc.array(fc.oneof(fc.string({ maxLength: 16 }), fc.constant(OWN_FINGERPRINT)), { maxLength: 3 }), jsonArb),
-      uniqueID: fc.oneof(fc.string({ maxLength: 40 }), jsonArb, fc.integer({ min: 0, max: 4_000 }).map((n) => 'u'.repeat(n))),
+      uniqueID: fc.oneof(
+        fc.string({ maxLength: 40 }),
+        jsonArb,
+        fc.integer({ min: MAX_ID_LENGTH - 2, max: MAX_ID_LENGTH + 2 }).map((n) => 'u'.repeat(n)),
+        fc.integer({ min: 0, max: 4_000 }).map((n) => 'u'.repeat(n)),
+      ),
       type: fc.oneof(fc.constantFrom('notification', 'message', 'workboards'), jsonArb),
       key: jsonArb,
       extra: fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('__proto__', 'constructor', 'toString')), jsonArb, { maxKeys: 3 }),
@@ -123,7 +133,11 @@ const requestArb: fc.Arbitrary<RequestCase> = fc.record({
           fc.constantFrom('application/json', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', ''),
           headerValueArb,
         ),
-        'x-tidings-message-id': fc.oneof(headerValueArb, fc.integer({ min: 100, max: 4_000 }).map((n) => 'm'.repeat(n))),
+        'x-tidings-message-id': fc.oneof(
+          headerValueArb,
+          fc.integer({ min: MAX_ID_LENGTH - 2, max: MAX_ID_LENGTH + 2 }).map((n) => 'm'.repeat(n)),
+          fc.integer({ min: 100, max: 4_000 }).map((n) => 'm'.repeat(n)),
+        ),
         'content-encoding': fc.constantFrom('gzip', 'deflate', 'identity', 'br'),
         expect: fc.constant('100-continue'),
         accept: headerValueArb,
@@ -179,7 +193,7 @@ function expectedPublish(path: string, body: Buffer): { status: number; error?: 
   const q = path.indexOf('?');
   const raw = q === -1 ? undefined : parseQuery(path.slice(q + 1)).instance;
   const instance = typeof raw === 'string' && raw ? raw : Array.isArray(raw) && raw[0] ? raw[0] : 'default';
-  if (instance.length > MAX_INSTANCE_LENGTH) return { status: 400, error: 'invalid_instance' };
+  if (!VALID_INSTANCE.test(instance)) return { status: 400, error: 'invalid_instance' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -187,8 +201,9 @@ function expectedPublish(path: string, body: Buffer): { status: number; error?: 
     return { status: 400, error: 'invalid_json' };
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { status: 400, error: 'not_an_object' };
-  const { subscribers, touched } = parsed as { subscribers?: unknown; touched?: unknown };
+  const { subscribers, touched, uniqueID } = parsed as { subscribers?: unknown; touched?: unknown; uniqueID?: unknown };
   if (!Array.isArray(subscribers) || !subscribers.every((s) => typeof s === 'string')) return { status: 400, error: 'invalid_subscribers' };
+  if (typeof uniqueID === 'string' && uniqueID.length > MAX_ID_LENGTH) return { status: 400, error: 'invalid_unique_id' };
   if (touched !== undefined && (!Array.isArray(touched) || !touched.every((t) => typeof t === 'string'))) return { status: 400, error: 'invalid_touched' };
   return { status: 200 };
 }
