@@ -40,18 +40,18 @@ export const FUZZ_SEED = process.env.TIDINGS_FUZZ_SEED
   : (Math.random() * 0x7fffffff) | 0;
 
 /**
+ * A bound on a long run's time (`npm run fuzz -- --time-limit-s`): fast-check stops there,
+ * and the report says how many cases ran. The suite has none: it runs every case.
+ */
+export const FUZZ_TIME_LIMIT_MS = positiveInt(process.env.TIDINGS_FUZZ_TIME_LIMIT_MS, 0) || undefined;
+
+/**
  * Jest's timeout for one target: generous per case (a loaded 2-core box), plus room for
  * fast-check to shrink a failure against the live process (respawns included).
  */
 export function fuzzTimeoutMs(perCaseMs: number): number {
   return (FUZZ_TIME_LIMIT_MS ?? FUZZ_RUNS * perCaseMs * 4) + 180_000;
 }
-
-/**
- * A bound on a long run's time (`npm run fuzz -- --time-limit-s`): fast-check stops there,
- * and the report says how many cases ran. The suite has none: it runs every case.
- */
-export const FUZZ_TIME_LIMIT_MS = positiveInt(process.env.TIDINGS_FUZZ_TIME_LIMIT_MS, 0) || undefined;
 
 /** fast-check's parameters for a target. */
 export function fuzzParameters<T>(): fc.Parameters<T> {
