@@ -1,5 +1,6 @@
 // ESLint: TypeScript rules plus Nx module boundaries, which make the layering real:
-// protocol <- hub, history, bus, relay, client, auth <- gateway; tests may use anything.
+// protocol <- hub, history, bus, relay, client, auth <- gateway; protocol, client <- console;
+// tests may use anything.
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
@@ -24,6 +25,8 @@ export default [
             { sourceTag: 'scope:relay', onlyDependOnLibsWithTags: ['scope:protocol'] },
             { sourceTag: 'scope:client', onlyDependOnLibsWithTags: ['scope:protocol'] },
             { sourceTag: 'scope:auth', onlyDependOnLibsWithTags: ['scope:protocol'] },
+            // The console page (browser code): the client library, and protocol's types.
+            { sourceTag: 'scope:console', onlyDependOnLibsWithTags: ['scope:client', 'scope:protocol'] },
             {
               sourceTag: 'scope:gateway',
               onlyDependOnLibsWithTags: ['scope:protocol', 'scope:hub', 'scope:history', 'scope:bus', 'scope:relay', 'scope:auth'],

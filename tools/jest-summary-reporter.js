@@ -19,6 +19,13 @@ class SummaryReporter {
       failedSuites: results.numFailedTestSuites,
       suiteErrors: results.numRuntimeErrorTestSuites,
       success: results.success,
+      // Which tests failed, so the closing line of `npm test` can name them.
+      failures: results.testResults.flatMap((file) => [
+        ...(file.testExecError ? [{ file: path.relative(this.globalConfig.rootDir, file.testFilePath), test: `(suite did not run) ${file.testExecError.message}`.slice(0, 300) }] : []),
+        ...file.testResults
+          .filter((t) => t.status === 'failed')
+          .map((t) => ({ file: path.relative(this.globalConfig.rootDir, file.testFilePath), test: t.fullName })),
+      ]),
     };
     fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(summary, null, 2));
   }

@@ -10,6 +10,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const reports = join(root, 'reports', 'jest');
 rmSync(reports, { recursive: true, force: true });
 
+// The programs the suite starts, before anything else: installed as root, else one
+// command to run is printed and nothing runs (rather than dozens of failures one by one).
+const preflight = spawnSync(process.execPath, [join(root, 'tools', 'system-packages.mjs')], { stdio: 'inherit' });
+if (preflight.status !== 0) {
+  console.log('tests: 0 passed, 1 failed');
+  process.exit(1);
+}
+
 const extra = process.argv.slice(2);
 const nx = spawnSync(
   'npx',
@@ -31,6 +39,7 @@ for (const file of files) {
   // A suite that failed to load has no failed test but is a failure all the same.
   failed += s.failed + s.suiteErrors;
   console.log(`  ${s.project}: ${s.passed} passed, ${s.failed} failed${s.suiteErrors ? `, ${s.suiteErrors} suites did not run` : ''}`);
+  for (const f of s.failures ?? []) console.log(`    failed: ${f.file}: ${f.test}`);
 }
 const status = nx.status ?? 1;
 if (status !== 0 && failed === 0) failed = 1; // Nx failed before or outside Jest (build, crash)

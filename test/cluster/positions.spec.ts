@@ -92,8 +92,8 @@ describe('positions with Redis, two nodes', () => {
   });
   afterAll(() => redis.stop());
 
-  it("delivers every node's messages to a positioned socket once, in offset order, and replays across nodes", async () => {
-    const config = { redis: { url: redis.url, keyPrefix: uniquePrefix('positions') } };
+  it.each(['broadcast', 'interest'])("%s bus: delivers every node's messages to a positioned socket once, in offset order, and replays across nodes", async (bus) => {
+    const config = { redis: { url: redis.url, keyPrefix: uniquePrefix(`positions-${bus}`), bus } };
     const a = await gateway(config);
     const b = await gateway(config);
     const onB = await socket(b.clientUrl, ['PHID-Q'], true);

@@ -38,10 +38,11 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what: st
   }
 }
 
-it('reconnects a bus that stopped delivering while it looked connected, and backfills what it missed', async () => {
+it.each(['broadcast', 'interest'])('reconnects a %s bus that stopped delivering while it looked connected, and backfills what it missed', async (bus) => {
   const health = { canaryIntervalMs: 200, canaryMaxAgeMs: 1_000 };
-  const a = await spawnGateway({ config: { redis: { url: proxy.url('redis') }, health } });
-  const b = await spawnGateway({ config: { redis: { url: redis.url }, health } });
+  const keyPrefix = `repair-${bus}-${process.pid}:`;
+  const a = await spawnGateway({ config: { redis: { url: proxy.url('redis'), bus, keyPrefix }, health } });
+  const b = await spawnGateway({ config: { redis: { url: redis.url, bus, keyPrefix }, health } });
   gateways.push(a, b);
   for (const g of [a, b]) await until(() => readyz(g), (r) => r.status === 200, 'ready');
   const socket = await connectSocket(a.clientUrl);
@@ -52,7 +53,7 @@ it('reconnects a bus that stopped delivering while it looked connected, and back
   await socket.waitFor((r) => messagesOf(r).length === 1, 5_000, 'the message before the fault');
 
   // Freeze A's subscriber connection only (ioredis names it with CLIENT SETNAME).
-  expect(proxy.freeze(/tidings-bus/)).toBe(1);
+  expect(proxy.freeze(/tidings-bus/)).toBeGreaterThanOrEqual(1);
   expect((await post(b.adminUrl, { subscribers: ['PHID-REPAIR'], key: 'during' })).status).toBe(200);
 
   // Unready for the canary alone: the connection still looks up.

@@ -4,3 +4,4 @@ export * from './ws-client';
 export * from './http';
 export * from './tcp-proxy';
 export * from './aphlict-peer';
+export * from './redis-sentinel';

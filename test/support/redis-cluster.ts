@@ -170,6 +170,8 @@ export interface SteadyPublisher {
   acked: string[];
   /** Keys answered otherwise or not at all, with the status (0: no answer). */
   failed: { key: string; status: number }[];
+  /** Every publish in order: the node's index in nodes(), the status (0: no answer), when it was answered (Date.now()). */
+  results: { key: string; node: number; status: number; at: number }[];
   /** Resolves when the loop ended (max reached or stop()). */
   done: Promise<void>;
   stop(): Promise<void>;
@@ -187,7 +189,7 @@ export function publishSteadily(options: {
   maxMs: number;
   instance?: string;
 }): SteadyPublisher {
-  const state: SteadyPublisher = { acked: [], failed: [], done: Promise.resolve(), stop: async () => undefined };
+  const state: SteadyPublisher = { acked: [], failed: [], results: [], done: Promise.resolve(), stop: async () => undefined };
   let stopped = false;
   const interval = 1_000 / options.ratePerSec;
   const started = Date.now();
@@ -195,19 +197,23 @@ export function publishSteadily(options: {
     for (let i = 0; i < options.max && !stopped && Date.now() - started < options.maxMs; i++) {
       const tickAt = started + i * interval;
       const targets = options.nodes();
-      const node = targets[i % targets.length];
+      const index = i % targets.length;
+      const node = targets[index];
       const message = notification(options.phids);
       const key = message.key as string;
+      let status = 0;
       try {
         const res = await Promise.race([
           post(node.adminUrl, message, { instance: options.instance }),
           new Promise<never>((_, reject) => setTimeout(() => reject(new Error('publish timed out')), 5_000).unref()),
         ]);
-        if (res.status === 200) state.acked.push(key);
-        else state.failed.push({ key, status: res.status });
+        status = res.status;
       } catch {
-        state.failed.push({ key, status: 0 });
+        status = 0;
       }
+      if (status === 200) state.acked.push(key);
+      else state.failed.push({ key, status });
+      state.results.push({ key, node: index, status, at: Date.now() });
       const wait = tickAt + interval - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }

@@ -54,6 +54,14 @@ export interface Bus extends EventEmitter<BusEvents> {
    * and `downSince` no later than `silentSince`, so the gateway backfills the silent period.
    */
   reconnect(reason: string, silentSince: number | null): void;
+  /**
+   * Interest routing (optional: a broadcast bus carries every message to every node). The
+   * node reports when (instance, PHID) gains its first local subscriber and loses its last.
+   */
+  watch?(instance: string, phid: string): void;
+  unwatch?(instance: string, phid: string): void;
+  /** Resolves once the interest reported so far routes messages here. */
+  settled?(): Promise<void>;
   /** Extra state for /status/ (counters, downSince); optional. */
   describe?(): Record<string, unknown>;
   /** Unsubscribes and closes what it created. Idempotent. */

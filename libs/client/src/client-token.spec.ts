@@ -230,10 +230,14 @@ describe('client tokens, raw transport', () => {
     );
     await client.waitForOpen();
     await client.subscribe(['PHID-A', 'PHID-B']);
-    expect(server.frames).toEqual([{ token: 'token-1', command: 'subscribe', data: ['PHID-A', 'PHID-B'] }]);
+    // This server ignores `positions`, as Aphlict does: the client replays by age.
+    expect(server.frames).toEqual([
+      { token: 'token-1', command: 'positions', data: true },
+      { token: 'token-1', command: 'subscribe', data: ['PHID-A', 'PHID-B'] },
+    ]);
 
     for (const ws of server.sockets) ws.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired');
-    await until(() => server.frames.some((f) => f.command === 'replay'), 'the replay after the reconnect');
+    await until(() => server.frames.some((f) => f.command === 'replay') && client.isOpen, 'the replay after the reconnect');
     expect(tokens.given).toEqual(['token-1', 'token-2']);
     expect(statuses.find((s) => s.state === 'reconnecting')).toEqual({
       state: 'reconnecting',
@@ -243,13 +247,14 @@ describe('client tokens, raw transport', () => {
       auth: 'token_expired',
     });
     expect(statuses.filter((s) => s.state === 'open').pop()).toEqual({ state: 'open', reconnected: true });
-    const after = server.frames.slice(1);
+    const after = server.frames.slice(2);
     expect(after.map((f) => [f.token, f.command])).toEqual([
+      ['token-2', 'positions'],
       ['token-2', 'subscribe'],
       ['token-2', 'replay'],
     ]);
-    expect(after[0].data).toEqual(['PHID-A', 'PHID-B']);
-    const age = (after[1].data as { age: number }).age;
+    expect(after[1].data).toEqual(['PHID-A', 'PHID-B']);
+    const age = (after[2].data as { age: number }).age;
     expect(age).toBeGreaterThanOrEqual(1_000);
     expect(age).toBeLessThan(5_000);
     // An expired token is not an error.
@@ -320,8 +325,8 @@ describe('client tokens, Socket.IO', () => {
     for (const socket of server.sockets) socket.disconnect(true);
     await until(() => client.isOpen && server.handshakes.length === 2, 'the reconnect');
     expect(server.handshakes).toEqual([
-      { auth: { instance: 'acme', token: 'sio-1' }, admitted: true },
-      { auth: { instance: 'acme', token: 'sio-2' }, admitted: true },
+      { auth: { instance: 'acme', token: 'sio-1', positions: true }, admitted: true },
+      { auth: { instance: 'acme', token: 'sio-2', positions: true }, admitted: true },
     ]);
     expect(statuses.find((s) => s.state === 'reconnecting')).toMatchObject({ delayMs: 0, reason: 'disconnected: io server disconnect' });
     expect(client.stats.reconnects).toBe(1);
@@ -339,11 +344,16 @@ describe('client tokens, Socket.IO', () => {
     expect(errors[0]).toMatchObject({ name: 'TidingsAuthError', code: 'unauthorized' });
   });
 
-  it('token - without a token the handshake carries the instance alone, as before', async () => {
+  it('token - without a token the handshake carries the instance (and the request for positions) alone', async () => {
     const server = await startIoServer([]);
     servers.push(server);
     const { client } = track(connect(server.url, { transport: 'socket.io', instance: 'acme', reconnect: false }));
     await until(() => client.status === 'closed', 'the refusal');
-    expect(server.handshakes).toEqual([{ auth: { instance: 'acme' }, admitted: false }]);
+    const plain = track(connect(server.url, { transport: 'socket.io', instance: 'acme', reconnect: false, positions: false }));
+    await until(() => plain.client.status === 'closed', 'the second refusal');
+    expect(server.handshakes).toEqual([
+      { auth: { instance: 'acme', positions: true }, admitted: false },
+      { auth: { instance: 'acme' }, admitted: false },
+    ]);
   });
 });

@@ -8,7 +8,7 @@ import { resolveConfig, silentLogger } from '@tidings/protocol';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { Gateway } from '@tidings/gateway';
 import { notification, post, sleep } from '@tidings/testing';
-import { connect, TidingsAckError, type ClientStatus, type TidingsClient, type TidingsMessage } from './index';
+import { connect, TidingsAckError, type ClientStatus, type Position, type TidingsClient, type TidingsMessage } from './index';
 
 function gatewayConfig(clientPort = 0, extra: Record<string, unknown> = {}) {
   return resolveConfig({
@@ -104,11 +104,11 @@ describe.each(['aphlict', 'socket.io'] as const)('client over %s', (transport) =
     expect(client.stats).toMatchObject({ received: 3, duplicates: 3 });
   });
 
-  it('reconnects when its node goes away, resubscribes, and replays what it missed meanwhile', async () => {
+  it.each([true, false])('reconnects when its node goes away, resubscribes, and replays what it missed meanwhile (positions: %s)', async (positions) => {
     const first = await startGateway();
     const port = Number(new URL(first.url('client')).port);
     const { client, messages, statuses } = track(
-      connect(first.url('client'), { transport, reconnect: { initialDelayMs: 300, maxDelayMs: 1_000 }, replayMarginMs: 2_000 }),
+      connect(first.url('client'), { transport, positions, reconnect: { initialDelayMs: 300, maxDelayMs: 1_000 }, replayMarginMs: 2_000 }),
     );
     await client.waitForOpen();
     await client.subscribe(['PHID-R']);
@@ -126,8 +126,14 @@ describe.each(['aphlict', 'socket.io'] as const)('client over %s', (transport) =
     const missed = notification(['PHID-R'], { n: 'missed' });
     await post(second.url('admin'), missed);
     await until(() => client.isOpen, 'the reconnect', 5_000);
-    expect(statuses.filter((s) => s.state === 'open').pop()).toEqual({ state: 'open', reconnected: true });
-    await until(() => messages.length === 2, 'the missed message, by replay');
+    // With positions, a replay by position: the new node's memory history has a new epoch,
+    // so the client learns it may have lost messages (and still gets what that node kept).
+    // Without, a replay by age, which cannot tell.
+    expect(statuses.filter((s) => s.state === 'open').pop()).toEqual(
+      positions ? { state: 'open', reconnected: true, recovered: false } : { state: 'open', reconnected: true },
+    );
+    // Open comes after the replay: the missed message is already there.
+    expect(messages.map((m) => m.n)).toEqual(['before', 'missed']);
     await post(second.url('admin'), notification(['PHID-R'], { n: 'after' }));
     await until(() => messages.length === 3, 'live delivery after the reconnect');
     await sleep(100);
@@ -162,6 +168,111 @@ describe.each(['aphlict', 'socket.io'] as const)('client over %s', (transport) =
   });
 });
 
+/** A message as Phorge's publishers may send it, without a uniqueID: only its position tells copies apart. */
+function bare(phids: string[], key: string): Record<string, unknown> {
+  return { type: 'notification', key, subscribers: phids };
+}
+
+describe.each(['aphlict', 'socket.io'] as const)('client over %s - positions and subscribe', (transport) => {
+  it('positions - a message comes with its position as a second argument and without the wire key; a replay overlapping live delivery is dropped by position even without uniqueID', async () => {
+    const gw = await startGateway();
+    const { client, statuses } = track(connect(gw.url('client'), { transport }));
+    const got: [TidingsMessage, Position | undefined][] = [];
+    client.on('message', (m, p) => got.push([m, p]));
+    await client.subscribe(['PHID-N']);
+    for (const key of ['a', 'b', 'c']) await post(gw.url('admin'), bare(['PHID-N'], key));
+    await until(() => got.length === 3, 'three messages');
+    const epoch = got[0][1]?.epoch;
+    expect(typeof epoch).toBe('string');
+    expect(got.map(([m, p]) => [m.key, p])).toEqual(['a', 'b', 'c'].map((key, i) => [key, { offset: i + 1, epoch }]));
+    expect(got.every(([m]) => !('tidings' in m))).toBe(true);
+    expect(got[0][0]).toEqual({ ...bare(['PHID-N'], 'a'), touched: [gw.node.fingerprint] });
+    expect(client.position).toEqual({ offset: 3, epoch });
+    expect(statuses.filter((s) => s.state === 'open')).toEqual([{ state: 'open', reconnected: false }]);
+    // The three again, by a replay: same positions, so dropped although they have no uniqueID.
+    await client.replay(60_000);
+    expect(client.stats).toMatchObject({ received: 3, duplicates: 3 });
+    await post(gw.url('admin'), bare(['PHID-N'], 'd'));
+    await until(() => got.length === 4, 'the next message');
+    expect(got[3][1]).toEqual({ offset: 4, epoch });
+
+    // Positive control: without positions the same replay hands the three to the app again.
+    const plain = track(connect(gw.url('client'), { transport, positions: false }));
+    await plain.client.subscribe(['PHID-N']);
+    await plain.client.replay(60_000);
+    expect(plain.messages.map((m) => m.key)).toEqual(['a', 'b', 'c', 'd']);
+    await plain.client.replay(60_000);
+    expect(plain.messages.map((m) => m.key)).toEqual(['a', 'b', 'c', 'd', 'a', 'b', 'c', 'd']);
+    expect(plain.client.position).toBeNull();
+  });
+
+  it('positions - when the server asks it to replay from its position (after a bus outage), it reconnects at once, recovered: true, every message once', async () => {
+    const gw = await startGateway();
+    const { client, messages, statuses } = track(connect(gw.url('client'), { transport }));
+    await client.subscribe(['PHID-S']);
+    const keys: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const key = `m${i}`;
+      keys.push(key);
+      await post(gw.url('admin'), bare(['PHID-S'], key));
+      // What a gateway does after its bus comes back (raw: close 1012; Socket.IO: transport dropped).
+      if (i === 9 || i === 19) for (const resync of gw.node.resyncHandlers) resync();
+    }
+    await until(() => statuses.filter((s) => s.state === 'open').length === 3, 'two reconnects');
+    await until(() => messages.length >= keys.length, 'every message');
+    await sleep(100);
+    expect(messages.map((m) => m.key).sort()).toEqual([...keys].sort());
+    expect(statuses.filter((s) => s.state === 'open').slice(1)).toEqual([
+      { state: 'open', reconnected: true, recovered: true },
+      { state: 'open', reconnected: true, recovered: true },
+    ]);
+    const lost = statuses.filter((s): s is Extract<ClientStatus, { state: 'reconnecting' }> => s.state === 'reconnecting');
+    expect(lost.map((s) => s.delayMs)).toEqual([0, 0]);
+    expect(lost[0].reason).toBe(transport === 'aphlict' ? 'closed with 1012 replay from your position' : 'disconnected: transport close');
+    expect(client.stats).toMatchObject({ reconnects: 2, replays: 2, received: 30 });
+    // The gaps were real: the replays had messages to send (about 5 each here).
+    expect(gw.node.counters.replayEntriesSent).toBeGreaterThan(0);
+    expect(client.position?.offset).toBe(30);
+  });
+
+  it('subscribe - right after connect(), resolves once the server holds it: a message published then arrives', async () => {
+    const gw = await startGateway();
+    const { client, messages } = track(connect(gw.url('client'), { transport }));
+    await client.subscribe(['PHID-NOW']);
+    expect(client.isOpen).toBe(true);
+    await post(gw.url('admin'), notification(['PHID-NOW'], { n: 1 }));
+    await until(() => messages.length === 1, 'the message published right after subscribe()');
+    // On an open connection too: the next PHID, then a publish at once.
+    await client.subscribe(['PHID-NEXT']);
+    await post(gw.url('admin'), notification(['PHID-NEXT'], { n: 2 }));
+    await until(() => messages.length === 2, 'the message on the second PHID');
+  });
+
+  it('subscribe - while the node is down, waits for the reconnect and its resubscribe; close() rejects one still waiting', async () => {
+    const gw = await startGateway();
+    const port = Number(new URL(gw.url('client')).port);
+    const { client, messages, statuses } = track(connect(gw.url('client'), { transport, reconnect: { initialDelayMs: 100, maxDelayMs: 100 } }));
+    await client.subscribe(['PHID-1']);
+    await gw.close();
+    await until(() => statuses.some((s) => s.state === 'reconnecting' && s.attempt >= 2), 'reconnect attempts');
+    let resolved = false;
+    const pending = client.subscribe(['PHID-2']).then(() => (resolved = true));
+    await sleep(300);
+    expect(resolved).toBe(false);
+    const again = await startGateway(port);
+    await pending;
+    await post(again.url('admin'), notification(['PHID-2'], { n: 'after' }));
+    await until(() => messages.length === 1, 'the message on the PHID subscribed while down');
+
+    await again.close();
+    await until(() => !client.isOpen, 'the loss');
+    const waiting = client.subscribe(['PHID-3']);
+    await client.close();
+    await expect(waiting).rejects.toThrow(/closed before the subscription was in place/);
+    await expect(client.subscribe(['PHID-4'])).rejects.toThrow(/closed/);
+  });
+});
+
 describe('client, transport specifics', () => {
   it('socket.io: a refused subscription rejects with the ack error', async () => {
     const gw = await startGateway(0, { limits: { maxSubscriptionsPerSocket: 2 } });
@@ -190,6 +301,43 @@ describe('client, transport specifics', () => {
     } finally {
       for (const ws of silent.clients) ws.terminate();
       await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('aphlict: a pong answers the oldest ping, so the keepalive\'s pong does not resolve a subscribe sent after it', async () => {
+    // A server that answers pings only when told, in order.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    const pings: (() => void)[] = [];
+    const frames: string[] = [];
+    server.on('connection', (ws) =>
+      ws.on('message', (d) => {
+        const text = d.toString();
+        frames.push(text);
+        if (text === '{"command":"ping"}') pings.push(() => ws.send('{"type":"pong"}'));
+      }),
+    );
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { client } = track(connect(url, { positions: false, pingIntervalMs: 100, pongTimeoutMs: 5_000, reconnect: false }));
+      await client.waitForOpen();
+      await until(() => pings.length === 1, 'the keepalive ping');
+      let resolved = false;
+      const subscribed = client.subscribe(['PHID-K']).then(() => (resolved = true));
+      const subscribeAt = () => frames.indexOf('{"command":"subscribe","data":["PHID-K"]}');
+      await until(() => subscribeAt() >= 0 && frames.slice(subscribeAt()).includes('{"command":"ping"}'), 'the subscribe and its ping');
+      // The keepalive's pongs (every ping before the subscribe), and not the subscribe's.
+      const before = frames.slice(0, subscribeAt()).filter((f) => f === '{"command":"ping"}').length;
+      expect(before).toBeGreaterThanOrEqual(1);
+      for (let i = 0; i < before; i++) pings.shift()!();
+      await sleep(50);
+      expect(resolved).toBe(false);
+      pings.shift()!(); // the subscribe's pong
+      await subscribed;
+      expect(resolved).toBe(true);
+    } finally {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
     }
   });
 

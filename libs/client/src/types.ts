@@ -3,9 +3,9 @@
  * acks, and the client's own status. Type-only imports from @tidings/protocol, so the ES
  * module build runs in browsers (the protocol package itself uses node:crypto and zod).
  */
-import type { Notification, SocketIoAck } from '@tidings/protocol';
+import type { Notification, Position, SocketIoAck } from '@tidings/protocol';
 
-export type { SocketIoAck } from '@tidings/protocol';
+export type { SocketIoAck, Position } from '@tidings/protocol';
 
 /** A delivered message: the published JSON object as is (`type`, `key`, `subscribers`, `uniqueID`, ...). */
 export type TidingsMessage = Notification & { [field: string]: unknown };
@@ -33,8 +33,21 @@ export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
 export type ClientStatus =
   /** A connection attempt started (`attempt` 0 is the first connection). */
   | { state: 'connecting'; attempt: number }
-  /** Connected; after a reconnect, subscriptions were sent again and a replay asked for. */
-  | { state: 'open'; reconnected: boolean }
+  /**
+   * Connected, with the subscriptions in place on the server; after a reconnect, also the
+   * replay of what the client missed has been delivered. `recovered` tells how that replay
+   * went:
+   * - `true`: it was a replay by position, and the server provably sent every message
+   *   after the client's position: nothing was missed;
+   * - `false`: a replay by position, but the server's history no longer holds everything
+   *   since (trimmed by `history.maxMessages` or age, or lost: a new epoch after a restart
+   *   or a flush), or the replay failed: messages may be lost, and the application must
+   *   fetch its state again (reload what it shows from its own backend);
+   * - absent: no replay (the first connection, `replayOnReconnect: false`), or a replay by
+   *   age (a server without positions, such as Aphlict, or no position held yet), which
+   *   cannot tell whether anything is missing.
+   */
+  | { state: 'open'; reconnected: boolean; recovered?: boolean }
   /**
    * The connection was lost or could not be made; the next attempt starts after `delayMs`.
    * `auth` is set when it was for the token (see AuthFailure).
@@ -44,7 +57,11 @@ export type ClientStatus =
   | { state: 'closed'; reason: string; auth?: AuthFailure };
 
 export interface ClientEvents {
-  message: [message: TidingsMessage];
+  /**
+   * A message, once (duplicates dropped). With positions on, `position` is its place in the
+   * instance's history; the wire's `tidings` key is not part of `message`.
+   */
+  message: [message: TidingsMessage, position?: Position];
   status: [status: ClientStatus];
   /**
    * Something went wrong that the client survives (a refused subscribe after a reconnect, a
@@ -75,4 +92,12 @@ export class TidingsAckError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A wait that the connection's end cut short: a `replay()` whose connection ended before the
+ * replay did. subscribe() never rejects with it: it waits for the next connection instead.
+ */
+export class TidingsConnectionLostError extends Error {
+  override name = 'TidingsConnectionLostError';
 }

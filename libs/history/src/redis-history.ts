@@ -23,6 +23,10 @@
  * canaries; its publish() sends nothing (RedisBus `publishedByHistory`). So one publish
  * reaches Redis once, and a message is in shared history iff it went out on the bus.
  *
+ * Replicas: with `waitReplicas`, the append script and a WAIT go out together in one
+ * pipeline on one connection (one write, one round trip), and the append is acknowledged
+ * only once that many replicas hold it, so a failover to any of them keeps it.
+ *
  * Time: every score, every trim and every window is Redis's own clock (TIME inside the
  * scripts), never a node's. Nodes whose clocks are skewed by seconds still store, trim and
  * replay the same "last 60 s". On Redis Cluster an instance's keys live on one master, so
@@ -61,7 +65,18 @@ export interface RedisHistoryOptions extends HistoryOptions {
   commandTimeoutMs?: number;
   /** Also publish each newly stored message in the append script (see the file comment). */
   announce?: Announcer;
-  /** Close (QUIT) the client on close(). Default false: the caller owns it. */
+  /**
+   * Replicas that must hold each append before appendOnce() resolves (Redis WAIT, sent in
+   * the same pipeline as the script); fewer within 3/4 of commandTimeoutMs reject it as a
+   * failed store. Default 0: acknowledged once the master stored it, no WAIT sent.
+   */
+  waitReplicas?: number;
+  /**
+   * Connection for appends (default: client). A WAIT holds its connection in Redis until it
+   * returns, so with waitReplicas the caller may keep reads and other traffic off it.
+   */
+  appendClient?: RedisClient;
+  /** Close (QUIT) the client (and appendClient) on close(). Default false: the caller owns them. */
   closeClient?: boolean;
   logger?: Logger;
 }
@@ -176,8 +191,6 @@ const META_TTL_MS = 24 * 60 * 60 * 1_000;
 
 const SEQ_DIGITS = 16;
 
-/** numkeys, then KEYS, then ARGV (the append script's key count depends on the announcer). */
-type AppendCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<[0] | [1, number, string]>;
 type RecentCommand = (log: string, meta: string, ageMs: number, epochCandidate: string, metaTtlMs: number) => Promise<[string, string[]]>;
 type AfterCommand = (
   log: string,
@@ -197,8 +210,19 @@ interface HistoryCommands {
   tidingsHistoryStats: StatsCommand;
 }
 
+/** What the append script answers: {1, offset, epoch} when stored, {0} for a duplicate. */
+type AppendResult = [0] | [1, number, string];
+
+/** A pipeline of the append connection: the script and WAIT are queued, then written at once by exec(). */
+interface AppendPipeline {
+  wait(replicas: number, timeoutMs: number): unknown;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
 export class RedisHistory implements HistoryStore {
   private readonly client: RedisClient;
+  private readonly appendClient: RedisClient;
+  private readonly waitReplicas: number;
   private readonly keys: RedisHistoryKeys;
   private readonly maxMessages: number;
   private readonly maxAgeMs: number;
@@ -221,13 +245,20 @@ export class RedisHistory implements HistoryStore {
     this.announce = options.announce;
     this.logger = options.logger ?? silentLogger;
     this.closeClient = options.closeClient ?? false;
+    this.appendClient = options.appendClient ?? this.client;
+    this.waitReplicas = options.waitReplicas ?? 0;
     if (!(this.maxMessages > 0) || !(this.maxAgeMs > 0)) {
       throw new Error('RedisHistory: maxMessages and maxAgeMs must be positive');
     }
+    if (!Number.isInteger(this.waitReplicas) || this.waitReplicas < 0) {
+      throw new Error('RedisHistory: waitReplicas must be a whole number, 0 or more');
+    }
     const appendLua = `${STORE_LUA}${this.announce?.lua ?? ''}\nreturn {1, seq, epoch}\n`;
     this.appendCommand = `tidingsHistoryAppend_${createHash('sha1').update(appendLua).digest('hex').slice(0, 12)}`;
-    if (!(this.appendCommand in this.client)) this.client.defineCommand(this.appendCommand, { lua: appendLua });
     // defineCommand runs EVALSHA and falls back to EVAL after a NOSCRIPT (restart, failover).
+    for (const client of new Set([this.client, this.appendClient])) {
+      if (!(this.appendCommand in client)) client.defineCommand(this.appendCommand, { lua: appendLua });
+    }
     if (!('tidingsHistoryRecent' in this.client)) {
       this.client.defineCommand('tidingsHistoryRecent', { numberOfKeys: 2, lua: RECENT_LUA });
       this.client.defineCommand('tidingsHistoryAfter', { numberOfKeys: 2, lua: AFTER_LUA });
@@ -257,14 +288,46 @@ export class RedisHistory implements HistoryStore {
     if (this.announce) keys.push(...this.announce.keys(entry));
     const args = [payload, this.maxAgeMs, this.maxMessages, 2 * this.maxAgeMs + 10_000, this.maxAgeMs + 10_000, META_TTL_MS, newEpoch()];
     if (this.announce) args.push(...this.announce.args(entry));
-    const append = (this.client as unknown as Record<string, AppendCommand>)[this.appendCommand].bind(this.client);
-    const result = await this.timed(append(keys.length, ...keys, ...args), 'history append');
+    const command: (string | number)[] = [keys.length, ...keys, ...args];
+    const result = await this.timed(this.waitReplicas > 0 ? this.appendAndWait(command) : this.runAppend(this.appendClient, command), 'history append');
     if (result[0] !== 1) {
       this.counts.duplicates++;
       return null;
     }
     this.counts.stored++;
     return { offset: Number(result[1]), epoch: String(result[2]) };
+  }
+
+  private runAppend(client: RedisClient, command: (string | number)[]): Promise<AppendResult> {
+    const append = (client as unknown as Record<string, (...args: (string | number)[]) => Promise<AppendResult>>)[this.appendCommand];
+    return append.apply(client, command);
+  }
+
+  /**
+   * The append script and WAIT queued in one pipeline, so both leave in one write and WAIT
+   * follows the script on the same connection: it returns once `waitReplicas` replicas
+   * acknowledged every write of that connection so far, this append included. Fewer within
+   * the wait's timeout (3/4 of commandTimeoutMs, so Redis answers before the command times
+   * out here) is a failed store: the caller answers 503 and the publisher may retry.
+   * (A NOSCRIPT, after a SCRIPT FLUSH on a live connection, makes ioredis resend the script
+   * after the WAIT; such an append is acknowledged without that WAIT. A new connection
+   * always sends the script itself first.)
+   */
+  private async appendAndWait(command: (string | number)[]): Promise<AppendResult> {
+    const waitMs = Math.max(1, Math.floor((this.timeoutMs * 3) / 4));
+    const pipeline = this.appendClient.pipeline() as unknown as AppendPipeline;
+    (pipeline as unknown as Record<string, (...args: (string | number)[]) => unknown>)[this.appendCommand](...command);
+    pipeline.wait(this.waitReplicas, waitMs);
+    const [[appendError, stored], [waitError, replicas]] = (await pipeline.exec()) ?? [
+      [new Error('pipeline discarded'), null],
+      [null, null],
+    ];
+    if (appendError) throw appendError;
+    if (waitError) throw waitError;
+    if ((replicas as number) < this.waitReplicas) {
+      throw new Error(`${replicas} of ${this.waitReplicas} replicas confirmed the write within ${waitMs} ms (WAIT)`);
+    }
+    return stored as AppendResult;
   }
 
   append(entry: Envelope): Promise<Position | null> {
@@ -378,11 +441,13 @@ export class RedisHistory implements HistoryStore {
 
   private async doClose(): Promise<void> {
     if (!this.closeClient) return;
-    if (this.client.status !== 'ready') {
-      this.client.disconnect();
-      return;
-    }
-    await this.timed(this.client.quit(), 'history QUIT').catch(() => this.client.disconnect());
+    const clients = this.appendClient === this.client ? [this.client] : [this.client, this.appendClient];
+    await Promise.all(
+      clients.map(async (client) => {
+        if (client.status !== 'ready') return client.disconnect();
+        await this.timed(client.quit(), 'history QUIT').catch(() => client.disconnect());
+      }),
+    );
   }
 
   private decode(member: string): Envelope | null {

@@ -196,6 +196,15 @@ describe('resolveConfig', () => {
       ['retryMinMs over retryMaxMs', { ...MINIMAL, relay: { retryMinMs: 10, retryMaxMs: 5 } }, /relay\.retryMinMs/],
       ['a canary max age below its interval', { ...MINIMAL, health: { canaryIntervalMs: 5000, canaryMaxAgeMs: 1000 } }, /health\.canaryMaxAgeMs/],
       ['both redis.url and redis.clusterNodes', { ...MINIMAL, redis: { url: 'redis://a', clusterNodes: 'b:1' } }, /redis\.url and redis\.clusterNodes/],
+      ['both redis.url and redis.sentinels', { ...MINIMAL, redis: { url: 'redis://a', sentinels: ['b:1'] } }, /redis\.url and redis\.sentinels are exclusive/],
+      ['both redis.clusterNodes and redis.sentinels', { ...MINIMAL, redis: { clusterNodes: 'a:1', sentinels: 'b:1' } }, /redis\.clusterNodes and redis\.sentinels/],
+      ['a sentinel without a port', { ...MINIMAL, redis: { sentinels: ['a:1', 'b'] } }, /redis\.sentinels\[1\]: "b" is not HOST:PORT/],
+      ['a sentinel port out of range', { ...MINIMAL, redis: { sentinels: 'a:1,b:70000' } }, /redis\.sentinels\[1\]/],
+      ['an empty sentinel name', { ...MINIMAL, redis: { sentinels: ['a:1'], sentinelName: '' } }, /redis\.sentinelName/],
+      ['redis.waitReplicas without Redis', { ...MINIMAL, redis: { waitReplicas: 1 } }, /redis\.waitReplicas needs a Redis/],
+      ['a negative redis.waitReplicas', { ...MINIMAL, redis: { url: 'redis://a', waitReplicas: -1 } }, /redis\.waitReplicas/],
+      ['redis.password without sentinels', { ...MINIMAL, redis: { url: 'redis://a', password: 'secret-pw' } }, /redis\.password is for redis\.sentinels/],
+      ['redis.sentinelPassword without sentinels', { ...MINIMAL, redis: { sentinelPassword: 'secret-pw' } }, /redis\.sentinelPassword is for redis\.sentinels/],
     ])('%s', (_what, file, pattern) => {
       expect(errorOf(() => resolveConfig(file)).message).toMatch(pattern);
     });
@@ -231,6 +240,55 @@ describe('resolveConfig', () => {
       expect(message).toMatch(/history\.maxMessages/);
       expect(message).toMatch(/history\.maxAgeMs/);
     });
+  });
+});
+
+describe('resolveConfig: Redis Sentinel and replica acknowledgements', () => {
+  it('defaults: no sentinels, master group mymaster, no passwords, no replica wait', () => {
+    const { redis } = resolveConfig(MINIMAL);
+    expect(redis).toMatchObject({ sentinels: [], sentinelName: 'mymaster', password: '', sentinelPassword: '', waitReplicas: 0 });
+  });
+
+  it('takes sentinels as a list or one comma-separated string (as redis.clusterNodes), IPv6 in brackets', () => {
+    const asList = resolveConfig({ ...MINIMAL, redis: { sentinels: ['10.0.0.1:26379', ' [::1]:26380 '], sentinelName: 'tidings' } });
+    expect(asList.redis.sentinels).toEqual(['10.0.0.1:26379', '[::1]:26380']);
+    expect(asList.redis.sentinelName).toBe('tidings');
+    const asString = resolveConfig({ ...MINIMAL, redis: { sentinels: 'a:1, b:2,,', waitReplicas: 2 } });
+    expect(asString.redis.sentinels).toEqual(['a:1', 'b:2']);
+    expect(asString.redis.waitReplicas).toBe(2);
+  });
+
+  it('reads them from the environment, comma-separated, over the file', () => {
+    const config = resolveConfig(
+      { ...MINIMAL, redis: { sentinels: ['file:1'] } },
+      {
+        TIDINGS_REDIS_SENTINELS: 's1:26379,s2:26379',
+        TIDINGS_REDIS_SENTINEL_NAME: 'group',
+        TIDINGS_REDIS_PASSWORD: 'data-pw',
+        TIDINGS_REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+        TIDINGS_REDIS_WAIT_REPLICAS: '1',
+      },
+    );
+    expect(config.redis).toMatchObject({
+      sentinels: ['s1:26379', 's2:26379'],
+      sentinelName: 'group',
+      password: 'data-pw',
+      sentinelPassword: 'sentinel-pw',
+      waitReplicas: 1,
+    });
+  });
+
+  it('a refused password setting is named, never repeated', () => {
+    const message = errorOf(() => resolveConfig({ ...MINIMAL, redis: { url: 'redis://a', password: 'do-not-print-me' } })).message;
+    expect(message).toMatch(/redis\.password/);
+    expect(message).not.toContain('do-not-print-me');
+  });
+
+  it('positive control: each Redis contradiction resolves once one side is left out', () => {
+    expect(() => resolveConfig({ ...MINIMAL, redis: { sentinels: ['b:1'] } })).not.toThrow();
+    expect(() => resolveConfig({ ...MINIMAL, redis: { url: 'redis://a', waitReplicas: 1 } })).not.toThrow();
+    expect(() => resolveConfig({ ...MINIMAL, redis: { clusterNodes: 'a:1', waitReplicas: 1 } })).not.toThrow();
+    expect(() => resolveConfig({ ...MINIMAL, redis: { sentinels: 'a:1', password: 'p', sentinelPassword: 'q', waitReplicas: 1 } })).not.toThrow();
   });
 });
 

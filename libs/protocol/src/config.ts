@@ -71,6 +71,28 @@ const adminToken = z
   .min(MIN_ADMIN_TOKEN_LENGTH, `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (tokens travel in URLs)`)
   .regex(ADMIN_TOKEN_CHARS, "may hold only A-Z a-z 0-9 and -._~!$&'()*+,;=:@ (no spaces or /: it travels as a URL path segment)");
 
+/** `HOST:PORT`, the host an IPv6 address in brackets (`[::1]:26379`). */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]/,]+):(\d{1,5})$/;
+
+/** Splits `HOST:PORT`; null when it is not one or the port is out of range. */
+export function parseHostPort(text: string): { host: string; port: number } | null {
+  const match = HOST_PORT.exec(text);
+  if (!match) return null;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+/** A list of `HOST:PORT` (redis.sentinels): a JSON array, or one comma-separated string as redis.clusterNodes. */
+const hostPortList = z
+  .union([z.array(z.string()), z.string().transform((s) => s.split(','))])
+  .transform((list) => list.map((s) => s.trim()).filter((s) => s !== ''))
+  .superRefine((list, ctx) => {
+    list.forEach((text, i) => {
+      if (!parseHostPort(text)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i], message: `"${text}" is not HOST:PORT` });
+    });
+  });
+
 export type ClientTokenMode = 'off' | 'required';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -123,12 +145,41 @@ export const TIDINGS_DEFAULTS = {
     url: '',
     /** Comma-separated HOST:PORT seed nodes of a Redis Cluster; used instead of url. */
     clusterNodes: '',
+    /**
+     * HOST:PORT of Redis Sentinels (a list; comma-separated in the env): every connection
+     * asks them for the master of sentinelName and follows it through failovers. Used
+     * instead of url and clusterNodes.
+     */
+    sentinels: [] as string[],
+    /** The master group the sentinels monitor (`sentinel monitor NAME ...`). */
+    sentinelName: 'mymaster',
+    /** Password of the master and replicas the sentinels name (their requirepass); empty: none. Never logged. */
+    password: '',
+    /** Password of the sentinels themselves (their requirepass); empty: none. Never logged. */
+    sentinelPassword: '',
     /** Prefix of every key and channel, so several clusters can share one Redis. */
     keyPrefix: 'tidings:',
     /** Socket.IO's sharded adapter (SPUBLISH, Redis 7) instead of the classic one. */
     sharded: false,
+    /**
+     * How messages travel between gateways: `broadcast` (one channel, every gateway gets
+     * every message) or `interest` (each gateway gets only messages with a recipient among
+     * its sockets; see libs/bus/src/redis-interest-bus.ts).
+     */
+    bus: 'broadcast' as 'broadcast' | 'interest',
+    /**
+     * Interest routing: how long a gateway that stopped refreshing its lease (it died) is
+     * still published to. It refreshes every third of it.
+     */
+    routingLeaseMs: 15_000,
     /** How long a publish waits for Redis before answering 503. */
     commandTimeoutMs: 2_000,
+    /**
+     * Replicas that must hold a message before its publish is acknowledged (Redis WAIT,
+     * within commandTimeoutMs); fewer in time answer 503. 0: acknowledged once the master
+     * stored it (a failover can lose what the replicas had not received yet).
+     */
+    waitReplicas: 0,
   },
   relay: {
     /** Messages queued per peer while it is slow or down; older ones are dropped and counted. */
@@ -235,9 +286,16 @@ export const configSchema = z
     redis: section('redis', {
       url: z.string().refine((u) => u === '' || /^rediss?:\/\//.test(u), 'must start with redis:// or rediss://').optional(),
       clusterNodes: z.string().optional(),
+      sentinels: hostPortList.optional(),
+      sentinelName: z.string().min(1).optional(),
+      password: z.string().optional(),
+      sentinelPassword: z.string().optional(),
       keyPrefix: z.string().optional(),
       sharded: z.boolean().optional(),
+      bus: z.enum(['broadcast', 'interest']).optional(),
+      routingLeaseMs: z.number().int().min(300).optional(),
       commandTimeoutMs: positiveInt.optional(),
+      waitReplicas: z.number().int().min(0).optional(),
     }),
     relay: section('relay', {
       queueSize: positiveInt.optional(),
@@ -377,7 +435,7 @@ export function resolveConfig(file: unknown, env: Record<string, string | undefi
     const { canaryMaxAgeMs, canaryIntervalMs } = config.health;
     throw new ConfigError(`health.canaryMaxAgeMs (${canaryMaxAgeMs}) must be at least health.canaryIntervalMs (${canaryIntervalMs})`);
   }
-  if (config.redis.url && config.redis.clusterNodes) throw new ConfigError('redis.url and redis.clusterNodes are exclusive: give one');
+  checkRedis(config.redis);
   checkLimitsAgree(config.limits);
   checkAuth(config);
   return config;
@@ -419,6 +477,23 @@ function checkLimitsAgree(limits: TidingsConfig['limits']): void {
     throw new ConfigError(
       `limits.maxBufferedBytes (${maxBufferedBytes}) must exceed limits.maxBodyBytes (${maxBodyBytes}) by at least ${DELIVERY_OVERHEAD_BYTES} bytes, or the largest message accepted could never be delivered`,
     );
+  }
+}
+
+/**
+ * One way to reach Redis at most, and settings that only mean something with one. The
+ * messages name keys, never a password's value.
+ */
+function checkRedis(redis: TidingsConfig['redis']): void {
+  const given = (['url', 'clusterNodes', 'sentinels'] as const).filter((key) => redis[key].length > 0).map((key) => `redis.${key}`);
+  if (given.length > 1) throw new ConfigError(`${given.join(' and ')} are exclusive: give one`);
+  if (redis.waitReplicas > 0 && given.length === 0) {
+    throw new ConfigError('redis.waitReplicas needs a Redis: redis.url, redis.clusterNodes or redis.sentinels');
+  }
+  for (const key of ['password', 'sentinelPassword'] as const) {
+    if (redis[key] !== '' && redis.sentinels.length === 0) {
+      throw new ConfigError(`redis.${key} is for redis.sentinels (with redis.url, give the password in the URL)`);
+    }
   }
 }
 

@@ -9,3 +9,4 @@ export * from './logger';
 export * from './envelope';
 export * from './socketio';
 export * from './positions';
+export * from './console';

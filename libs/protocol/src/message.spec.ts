@@ -44,6 +44,15 @@ describe('parsePublishBody', () => {
     expect(checkPublishBody({ subscribers: ['x'], uniqueID: 42 }).ok).toBe(true);
   });
 
+  it('refuses a body nested deeper than MAX_MESSAGE_DEPTH, and takes one at the bound', () => {
+    const nest = (depth: number): unknown => (depth === 0 ? 'x' : { a: [nest(depth - 1)] });
+    // Each level of nest() is an object and an array: depth levels of both.
+    expect(checkPublishBody({ subscribers: ['x'], deep: nest(31) }).ok).toBe(true); // 1 + 62 + ... within 64
+    expect(checkPublishBody({ subscribers: ['x'], deep: nest(40) })).toMatchObject({ ok: false, code: 'too_deep' });
+    const text = `{"subscribers":["a"],"deep":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    expect(parsePublishBody(text)).toMatchObject({ ok: false, code: 'too_deep' });
+  });
+
   it('checkPublishBody works on parsed values', () => {
     expect(checkPublishBody({ subscribers: ['x'] }).ok).toBe(true);
     expect(checkPublishBody([]).ok).toBe(false);

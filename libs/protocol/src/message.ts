@@ -24,8 +24,25 @@ export type PublishErrorCode =
   | 'invalid_subscribers'
   | 'invalid_touched'
   | 'invalid_unique_id'
+  | 'too_deep'
   | 'body_too_large'
   | 'invalid_instance';
+
+/**
+ * Deepest nesting of arrays and objects a published message may have. Notifications are
+ * shallow; a body nested thousands deep parses, but cannot be serialised again (the
+ * stack overflows), so it is refused where it enters.
+ */
+export const MAX_MESSAGE_DEPTH = 64;
+
+/** Whether a parsed JSON value nests deeper than `max` (stops as soon as it does). */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (max === 0) return true;
+  const children = Array.isArray(value) ? value : Object.values(value as Record<string, unknown>);
+  for (const child of children) if (nestsDeeperThan(child, max - 1)) return true;
+  return false;
+}
 
 /**
  * Longest message id, from a body's `uniqueID` or a peer's `x-tidings-message-id` header
@@ -54,6 +71,9 @@ export function checkPublishBody(body: unknown): PublishCheck {
       code: 'invalid_subscribers',
       message: '"subscribers" must be an array of strings',
     };
+  }
+  if (nestsDeeperThan(message, MAX_MESSAGE_DEPTH)) {
+    return { ok: false, code: 'too_deep', message: `the body nests arrays and objects more than ${MAX_MESSAGE_DEPTH} deep` };
   }
   const uniqueID = message.uniqueID;
   if (typeof uniqueID === 'string' && uniqueID.length > MAX_MESSAGE_ID_LENGTH) {

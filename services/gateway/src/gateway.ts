@@ -21,6 +21,7 @@ import { ClientServer } from './client/client-server';
 import { ClientAdmission } from './client/admission';
 import { createAuthCollaborators, type AuthCollaborators } from './wiring-auth';
 import { SocketIoServer } from './client/socketio-server';
+import { ConsoleService } from './console/console-service';
 import { readTls } from './config';
 import { VERSION } from './version';
 
@@ -74,6 +75,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   /** Sends canaries through the bus for readiness; absent without a bus. */
   readonly canary?: BusCanary;
+  /** The operators' console at /console/ on the admin port. */
+  readonly console: ConsoleService;
   private readonly clientServer: ClientServer;
   private readonly admission: ClientAdmission;
   /** Socket.IO on the client servers (config `socketio.enabled`). */
@@ -160,15 +163,29 @@ export class Gateway {
       const socketio = this.socketio;
       this.metrics.addConnections('socket.io', () => socketio.connectionsByInstance());
     }
+    this.console = new ConsoleService({
+      config,
+      logger: logger.child({ part: 'console' }),
+      node: this.node,
+      version: VERSION,
+      readiness: () => this.readiness(),
+      connections: () => ({ raw: this.clientServer.connectionsByInstance(), 'socket.io': this.socketio?.connectionsByInstance() }),
+      servers: () => this.servers,
+      bus: options.bus,
+      canary: this.canary,
+      relay: options.relay,
+    });
     const adminApp = createAdminApp({
       node: this.node,
       status: this.status,
       logger: logger.child({ server: 'admin' }),
       maxBodyBytes: config.limits.maxBodyBytes,
       auth,
+      openRoutes: this.console.servePage,
       extraRoutes: (app) => {
         healthRoutes(() => this.readiness())(app);
         this.metrics.routes()(app);
+        this.console.routes()(app);
       },
     });
     config.servers.forEach((spec, index) => {
@@ -224,6 +241,7 @@ export class Gateway {
     }
     this.state = 'running';
     this.canary?.start();
+    this.console.start();
     this.logger.info({ fingerprint: this.node.fingerprint, version: VERSION }, 'gateway started');
     return this;
   }
@@ -260,6 +278,8 @@ export class Gateway {
     }
     await Promise.all([...closed].map(([server, done]) => finishConnections(server, done, SERVER_CLOSE_GRACE_MS)));
     clearTimeout(cutSockets);
+    // Before the bus and Redis: it takes this gateway out of the console's directory.
+    await this.console.close();
     await this.canary?.close();
     await this.options.relay?.close();
     await this.options.bus?.close();

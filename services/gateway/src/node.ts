@@ -120,6 +120,12 @@ export class TidingsNode {
     this.hub = new Hub({ maxSubscriptionsPerMember: options.maxSubscriptionsPerSocket, budget: this.subscriptions });
     // Remember ids well past the history window, so a late copy from a slow path is still caught.
     this.ledger = new MessageLedger({ ttlMs: 2 * options.historyMaxAgeMs + 10_000, maxEntries: 1_000_000, now: this.now });
+    // A bus that routes by interest learns when (instance, PHID) gains its first local
+    // subscriber and loses its last, over every transport (Socket.IO reports its rooms).
+    if (this.bus?.watch) {
+      this.hub.on('first-subscriber', (instance, phid) => this.interestChanged(instance, phid, 1));
+      this.hub.on('last-unsubscribed', (instance, phid) => this.interestChanged(instance, phid, -1));
+    }
     this.bus?.on('message', (message) => this.onBusMessage(message));
     this.bus?.on('echo', (message) => this.onBusEcho(message));
     this.bus?.on('up', (info) => {
@@ -138,6 +144,32 @@ export class TidingsNode {
   private positionMembers = 0;
   /** Called when positioned sockets must replay from their position (the bus was down). */
   readonly resyncHandlers: (() => void)[] = [];
+
+  /** Local subscribers per (instance, PHID) over every transport, kept only for a bus that routes by interest. */
+  private readonly interest = new Map<string, number>();
+
+  /** A transport's first subscriber of (instance, PHID) came (+1), or its last left (-1). */
+  interestChanged(instance: string, phid: string, delta: 1 | -1): void {
+    const bus = this.bus;
+    if (!bus?.watch || !bus.unwatch) return;
+    const key = `${instance}\u0000${phid}`;
+    const held = (this.interest.get(key) ?? 0) + delta;
+    if (held > 0) {
+      this.interest.set(key, held);
+      if (held === 1 && delta === 1) bus.watch(instance, phid);
+    } else {
+      this.interest.delete(key);
+      bus.unwatch(instance, phid);
+    }
+  }
+
+  /**
+   * Resolves once the subscriptions made so far route messages to this node (at once with
+   * a broadcast bus, or none): a socket's subscribe is answered only then.
+   */
+  routed(): Promise<void> | undefined {
+    return this.bus?.settled?.();
+  }
 
   /** A socket turned positions on (+1), or one that had them left or turned them off (-1). */
   positionsChanged(delta: 1 | -1): void {
@@ -170,21 +202,22 @@ export class TidingsNode {
     }
     const id =
       assignedId ?? (typeof message.uniqueID === 'string' && message.uniqueID !== '' ? message.uniqueID : createMessageId());
+    // Serialised before the claim, so a message that cannot be (too deep for JSON.stringify)
+    // leaves no claim that a later copy of its id would wait on. Appending keeps the object's
+    // key order, so the frame matches Aphlict's byte for byte.
+    message.touched = [...touched, this.fingerprint];
+    const envelope = envelopeOf(instance, id, message, this.now());
     const claim = this.ledger.claim(instance, id);
     if (claim.kind !== 'new') {
       this.counters.duplicatesDropped++;
       if (claim.kind === 'wait') await claim.outcome;
-      else if (claim.kind === 'store-only') {
-        // Delivered here before, but its store failed: store this copy, deliver nothing again.
-        message.touched = [...touched, this.fingerprint];
-        await this.store(envelopeOf(instance, id, message, this.now()), claim.settle);
-      }
+      // Delivered here before, but its store failed: store this copy, deliver nothing again.
+      else if (claim.kind === 'store-only') await this.store(envelope, claim.settle);
       return { status: 'duplicate', id };
     }
-    // Appending keeps the object's key order, so the frame matches Aphlict's byte for byte.
-    message.touched = [...touched, this.fingerprint];
-    const envelope = envelopeOf(instance, id, message, this.now());
     const stored = this.store(envelope, claim.settle);
+    // Awaited below; handled here too, so a failure before that await is never unhandled.
+    stored.catch(() => undefined);
     const positionedHere = this.positionMembers > 0 && !this.positionsFromBus;
     this.deliver(envelope, this.positionMembers > 0 ? 'plain' : 'all');
     // A bus failure is logged, not thrown: the bus has its own state in /status/ and

@@ -7,6 +7,8 @@ import { dirname } from 'node:path';
 import { ConfigError, checkTlsFiles, loadConfig } from './config';
 import { closeLogFiles, createLogging, openLogFiles, type OpenedLogFile } from './logging';
 import { Gateway } from './gateway';
+import { VERSION } from './version';
+import type { TidingsConfig } from '@tidings/protocol';
 import { createCollaborators } from './wiring';
 import { createAuthCollaborators, type AuthCollaborators } from './wiring-auth';
 
@@ -43,7 +45,8 @@ export async function serve(args: ServeArgs): Promise<void> {
   const logging = createLogging({
     level: args.debug ? 'debug' : config.log.level,
     files: logFiles,
-    pretty: args.debug,
+    // Readable lines on a terminal (npm start), JSON lines for anything that parses them.
+    pretty: args.debug || process.stdout.isTTY === true,
   });
   const { logger } = logging;
   let gatewayRef: Gateway | undefined;
@@ -105,6 +108,7 @@ export async function serve(args: ServeArgs): Promise<void> {
       writeFileSync(pidfile, `${process.pid}\n`);
     }
     await gateway.start();
+    if (process.stdout.isTTY) process.stdout.write(banner(gateway, config));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     logger.fatal({ err: e.message, code: e.code }, 'gateway failed to start');
@@ -154,4 +158,19 @@ function isHeldByParent(pidfile: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What a person starting a gateway on a terminal wants first: where to connect. */
+function banner(gateway: Gateway, config: TidingsConfig): string {
+  const first = (type: 'client' | 'admin') => gateway.servers.find((s) => s.type === type)?.url ?? '(none)';
+  const admin = first('admin');
+  const lines = [
+    '',
+    `  Tidings ${VERSION} is running (fingerprint ${gateway.node.fingerprint})`,
+    `  clients  ${first('client')}${config.socketio.enabled ? `   (Socket.IO at ${config.socketio.path})` : ''}`,
+    `  admin    ${admin}   (POST / to publish, /status/, /metrics)`,
+    `  console  ${admin}/console/`,
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
 }

@@ -20,6 +20,8 @@ export interface AdminAppOptions {
   auth: AuthCollaborators;
   /** Extra routes (health, metrics) mounted before the 404. */
   extraRoutes?: (app: express.Express) => void;
+  /** Answers what needs no token, in front of the admin gate (the console's static page); true when it answered. */
+  openRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 
@@ -162,6 +164,7 @@ export function createAdminApp(options: AdminAppOptions): AdminHandler {
 
   const { adminAuth, clientAddress, publishLimiter } = options.auth;
   return (req, res) => {
+    if (options.openRoutes?.(req, res)) return;
     const source = clientAddress.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     // Decided from the request line and headers: a refused request's body is never read.
     const decision = adminAuth.check({ method: req.method, url: req.url, headers: req.headers, remoteAddress: source });

@@ -22,6 +22,8 @@ export interface AdmissionRequest {
   forwardedFor: string | readonly string[] | undefined;
   /** The connection token, if the client sent one. */
   token: string | undefined;
+  /** Whether openConnections() already counts this connection (a Socket.IO handshake's engine.io connection). */
+  counted?: boolean;
 }
 
 export type Admission =
@@ -77,7 +79,7 @@ export class ClientAdmission {
   async admit(request: AdmissionRequest): Promise<Admission> {
     const { node, auth, maxConnections, maxConnectionsPerIp, openConnections } = this.options;
     if (!this.accepting) return refuse(503, 'draining', 'shutting down', 'shutting down');
-    if (maxConnections > 0 && openConnections() + this.pending >= maxConnections) {
+    if (maxConnections > 0 && openConnections() - (request.counted ? 1 : 0) + this.pending >= maxConnections) {
       return refuse(503, 'connection_limit', 'too many connections', 'too many connections (limits.maxConnections)');
     }
     if (!isValidInstance(request.instance)) return refuse(400, 'invalid_instance', INSTANCE_RULE, 'invalid instance name');

@@ -205,7 +205,7 @@ export class RawSocket implements HubMember {
           }
           phids = split.allowed;
         }
-        const { refused, refusedByNode } = this.node.hub.subscribe(this, phids);
+        const { added, refused, refusedByNode } = this.node.hub.subscribe(this, phids);
         if (refused) {
           this.node.counters.reject('subscription_cap');
           this.logger.warn({ refused, held: this.node.hub.subscriptionCount(this) }, 'subscribe: cap reached, PHIDs ignored');
@@ -217,6 +217,10 @@ export class RawSocket implements HubMember {
             'subscribe: the node holds limits.maxSubscriptionsPerNode subscriptions, PHIDs ignored',
           );
         }
+        // With interest routing, later frames (the client's ping) wait until the new
+        // subscriptions route messages here: a pong then means "subscribed".
+        const routed = added > 0 ? this.node.routed() : undefined;
+        if (routed) this.inOrder('subscribe', () => routed);
         return;
       }
       case 'unsubscribe':

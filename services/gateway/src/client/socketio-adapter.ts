@@ -16,7 +16,7 @@
  */
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import type { Logger, TidingsConfig } from '@tidings/protocol';
-import { createRedisConnection, watchRedisErrors, type RedisConnection } from '../redis-connections';
+import { createRedisConnection, redisModeOf, watchRedisErrors, type RedisConnection } from '../redis-connections';
 
 type AdapterConstructor = ReturnType<typeof createAdapter>;
 type RedisClient = RedisConnection;
@@ -32,7 +32,7 @@ export interface SocketIoAdapterHandle {
 
 export function createSocketIoAdapter(config: TidingsConfig, logger: Logger): SocketIoAdapterHandle {
   const { redis } = config;
-  if (!redis.url && !redis.clusterNodes) {
+  if (!redisModeOf(redis)) {
     return { kind: 'memory', status: () => ({ adapter: 'memory' }), close: async () => undefined };
   }
   // Not fail-fast: the adapter subscribes as soon as it is built, before the connection is up.

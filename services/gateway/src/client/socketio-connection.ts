@@ -185,7 +185,11 @@ export class SocketIoConnection {
       rooms.add(room);
     }
     this.budgetHeld += rooms.size;
-    if (rooms.size) await this.socket.join([...rooms]);
+    if (rooms.size) {
+      await this.socket.join([...rooms]);
+      // With interest routing, acknowledged only once the new rooms route messages here.
+      await this.options.node.routed();
+    }
     if (refusedByNode) {
       this.options.node.counters.reject('node_subscription_cap');
       this.options.logger.warn(

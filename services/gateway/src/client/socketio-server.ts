@@ -72,8 +72,15 @@ export class SocketIoServer implements ExtraDelivery {
       perMessageDeflate: false,
       // Upgrades on other paths belong to the raw Aphlict sockets: never end them.
       destroyUpgrade: false,
+      // A connection that never joins the namespace is closed after this (default 45 s).
+      connectTimeout: 10_000,
     });
     // Both run inside engine.io's handling of a connection: a throw there would reach the process.
+    // The node routes by the rooms' (instance, PHID): Socket.IO's adapter says when one is
+    // created (first socket) or deleted (last one left). Socket ids are rooms too: no `~`.
+    const rooms = this.io.of('/').adapter;
+    rooms.on('create-room', (room: string) => this.roomChanged(room, 1));
+    rooms.on('delete-room', (room: string) => this.roomChanged(room, -1));
     this.io.use((socket, next) => {
       this.admit(socket, next).catch((err: Error) => {
         this.internalError('admit', err);
@@ -102,8 +109,12 @@ export class SocketIoServer implements ExtraDelivery {
     return this.adapter.kind;
   }
 
+  /**
+   * Connections held: engine.io's, which include those that have not joined the namespace
+   * yet (they hold a socket all the same), against limits.maxConnections.
+   */
   get connectionCount(): number {
-    return this.connections.size;
+    return Math.max(this.connections.size, this.io.engine?.clientsCount ?? 0);
   }
 
   connectionsByInstance(): Map<string, number> {
@@ -153,6 +164,14 @@ export class SocketIoServer implements ExtraDelivery {
   /** Drops the transport of every socket with positions on, so it replays from its position. */
   resyncPositioned(): void {
     for (const connection of this.connections.values()) if (connection.positioned) connection.dropTransport();
+  }
+
+  /** `instance~PHID` and `~instance~PHID` (positions on) are subscriptions; other rooms are not ours. */
+  private roomChanged(room: string, delta: 1 | -1): void {
+    const name = room.startsWith('~') ? room.slice(1) : room;
+    const tilde = name.indexOf('~');
+    if (tilde <= 0) return;
+    this.options.node.interestChanged(name.slice(0, tilde), name.slice(tilde + 1), delta);
   }
 
   private internalError(during: string, err: Error): void {
@@ -226,6 +245,7 @@ export class SocketIoServer implements ExtraDelivery {
       remoteAddress: socket.handshake.address,
       forwardedFor: socket.handshake.headers['x-forwarded-for'],
       token: tokenFromSocketIoAuth(auth),
+      counted: true,
     });
     if (!admitted.ok) {
       this.reject(admitted.reason);
@@ -263,7 +283,10 @@ export class SocketIoServer implements ExtraDelivery {
       this.positionedSockets++;
       node.positionsChanged(1);
     }
-    socket.once('disconnect', () => {
+    socket.once('disconnect', (reason) => {
+      // Only one namespace is served: a client that leaves it is done with the connection,
+      // which would otherwise stay open, and uncounted, past limits.maxConnections.
+      if (reason === 'client namespace disconnect') socket.conn.close();
       this.connections.delete(socket.id);
       if (connection.positioned) {
         this.positionedSockets--;
