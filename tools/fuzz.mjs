@@ -73,7 +73,7 @@ for (const { target, status, wallS, report: r } of results) {
     `${target}: ${r.cases} cases in ${(r.ms / 1000).toFixed(1)} s (${((r.ms / Math.max(1, r.cases)) * 1000).toFixed(0)} us/case)` +
       `${r.interrupted ? ', stopped by the time limit' : ''}, ${bad ? 'FAILED' : 'no failure'}, seed ${r.seed}` +
       `${r.path ? `, path ${r.path}` : ''}, gateway deaths ${r.deaths.length}, error logs ${r.errorLogs}` +
-      `, rss ${r.rssKb.start} -> ${r.rssKb.end} kB, heap ${r.heapUsedMb?.start} -> ${r.heapUsedMb?.end} MB`,
+      `, rss ${r.rssKb.start} -> ${r.rssKb.end} kB, live heap ${r.liveHeapMb?.start} -> ${r.liveHeapMb?.end} MB`,
   );
   console.log(`  counts ${JSON.stringify(r.counts)}`);
   if (r.failed) console.log(`  counterexample ${r.counterexample?.slice(0, 1_000)}\n  error ${r.error?.slice(0, 1_000)}`);

@@ -85,6 +85,9 @@ export interface FuzzGatewayOptions {
   env?: Record<string, string>;
 }
 
+/** Preload that lets SIGUSR2 run gc() in a gateway (gc-on-signal.cjs). */
+const GC_PRELOAD = resolve(__dirname, 'gc-on-signal.cjs');
+
 /** Log records at error level or above (pino: error 50, fatal 60). */
 const ERROR_LEVEL = 50;
 
@@ -115,7 +118,11 @@ export class FuzzGateway {
     const redis = await startRedis();
     // A prefix of our own: REDIS_URL may point at a Redis other specs share.
     const keyPrefix = `tidings-fuzz-${process.pid}-${Math.random().toString(36).slice(2, 8)}:`;
-    const spawnOptions = { config: { ...options.config, redis: { url: redis.url, keyPrefix } }, env: options.env };
+    const spawnOptions = {
+      config: { ...options.config, redis: { url: redis.url, keyPrefix } },
+      // SIGUSR2 collects garbage before the live heap is read (liveHeapMb); the gateway never does itself.
+      env: { NODE_OPTIONS: `--expose-gc --require ${GC_PRELOAD}`, ...options.env },
+    };
     const fuzz = new FuzzGateway(await spawnGateway(spawnOptions), redis, spawnOptions);
     await fuzz.connectProbe();
     return fuzz;
@@ -257,10 +264,17 @@ export class FuzzGateway {
   }
 
   /**
-   * The process's V8 heap in use (bytes, from /metrics: prom-client's default metrics), for the
-   * report's leak figures: with the RSS, what a run left behind. Not asserted: it moves with GC.
+   * The process's live V8 heap (MB, from /metrics: prom-client's default metrics) after two
+   * full collections, for the report's leak figures: what a run left alive. Not asserted.
    */
-  async heapUsedBytes(): Promise<number | null> {
+  async liveHeapMb(): Promise<number | null> {
+    this.gateway.child.kill('SIGUSR2');
+    await sleep(300);
+    const bytes = await this.heapUsedBytes();
+    return bytes === null ? null : Math.round(bytes / 1e5) / 10;
+  }
+
+  private async heapUsedBytes(): Promise<number | null> {
     try {
       const text = await (await fetch(`${this.adminUrl}/metrics`)).text();
       const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
@@ -308,14 +322,13 @@ export interface FuzzReport {
   /** The first error-or-worse log records, with the case each came after. */
   firstErrorLogs: { afterCase: number; record: Record<string, unknown> }[];
   rssKb: { start: number | null; end: number | null };
-  heapUsedMb: { start: number | null; end: number | null };
+  /** Live heap after full collections, before and after the run. */
+  liveHeapMb: { start: number | null; end: number | null };
   /** Target-specific counts (frames by kind, closes seen, publishes checked...). */
   counts: Record<string, number>;
 }
 
 export const REPORT_DIR = resolve(__dirname, '../../reports/fuzz');
-
-const toMb = (bytes: number | null): number | null => (bytes === null ? null : Math.round(bytes / 1e5) / 10);
 
 /** Writes the target's report and prints its figures on one line. */
 export function writeFuzzReport(report: FuzzReport): void {
@@ -326,7 +339,7 @@ export function writeFuzzReport(report: FuzzReport): void {
     `${report.failed ? 'FAILED' : 'no failure'}, seed ${report.seed}` +
     (report.path ? `, path ${report.path}` : '') +
     `, gateway deaths ${report.deaths.length}, error logs ${report.errorLogs}` +
-    `, rss ${report.rssKb.start} -> ${report.rssKb.end} kB, heap ${report.heapUsedMb.start} -> ${report.heapUsedMb.end} MB`;
+    `, rss ${report.rssKb.start} -> ${report.rssKb.end} kB, live heap ${report.liveHeapMb.start} -> ${report.liveHeapMb.end} MB`;
   process.stdout.write(`${line}\n`);
 }
 
@@ -342,7 +355,7 @@ export async function runFuzz<T>(
   counts: Record<string, number>,
 ): Promise<{ details: fc.RunDetails<T>; report: FuzzReport }> {
   const rssStart = fuzz.rssKb();
-  const heapStart = await fuzz.heapUsedBytes();
+  const heapStart = await fuzz.liveHeapMb();
   const started = Date.now();
   const details = await fc.check(property, fuzzParameters<T>());
   const report: FuzzReport = {
@@ -360,7 +373,7 @@ export async function runFuzz<T>(
     errorLogs: fuzz.errorLogs.length,
     firstErrorLogs: fuzz.errorLogs.slice(0, 5),
     rssKb: { start: rssStart, end: fuzz.rssKb() },
-    heapUsedMb: { start: toMb(heapStart), end: toMb(await fuzz.heapUsedBytes()) },
+    liveHeapMb: { start: heapStart, end: await fuzz.liveHeapMb() },
     counts,
   };
   writeFuzzReport(report);
