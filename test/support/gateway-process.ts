@@ -8,7 +8,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
-export const GATEWAY_MAIN = resolve(__dirname, '../../services/gateway/dist/main.js');
+/**
+ * The gateway to run: this tree's build, or TIDINGS_GATEWAY_MAIN (another build's main.js,
+ * to show that a spec fails on the code before a fix).
+ */
+export const GATEWAY_MAIN = process.env.TIDINGS_GATEWAY_MAIN || resolve(__dirname, '../../services/gateway/dist/main.js');
 
 export interface GatewayProcess {
   pid: number;
