@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run fuzz -- [--cases N] [--target admin|frames|socketio|sequences|all] [--seed S]
+// `npm run fuzz -- [--cases N] [--target admin|frames|socketio|sequences|tokens|all] [--seed S]
 //                 [--time-limit-s T] [--no-build]`
 //
 // Long fuzz runs: each target's spec (test/fuzz/<target>.fuzz.spec.ts: one real gateway
@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const TARGETS = ['admin', 'frames', 'socketio', 'sequences'];
+const TARGETS = ['admin', 'frames', 'socketio', 'sequences', 'tokens'];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const { values } = parseArgs({

@@ -83,6 +83,11 @@ export interface FuzzGatewayOptions {
   /** Gateway config beside `servers` and `redis` (limits, history...). */
   config?: Record<string, unknown>;
   env?: Record<string, string>;
+  /**
+   * A connection token for the probe socket (sent as `?token=`), when the gateway requires
+   * them; it must allow the probe's PHIDs, `PHID-PROBE-*`.
+   */
+  probeToken?: string;
 }
 
 /** Preload that lets SIGUSR2 run gc() in a gateway (gc-on-signal.cjs). */
@@ -112,6 +117,7 @@ export class FuzzGateway {
     public gateway: GatewayProcess,
     readonly redis: RedisHandle,
     private readonly spawnOptions: Parameters<typeof spawnGateway>[0],
+    private readonly probeToken?: string,
   ) {}
 
   static async start(options: FuzzGatewayOptions = {}): Promise<FuzzGateway> {
@@ -123,7 +129,7 @@ export class FuzzGateway {
       // SIGUSR2 collects garbage before the live heap is read (liveHeapMb); the gateway never does itself.
       env: { NODE_OPTIONS: `--expose-gc --require ${GC_PRELOAD}`, ...options.env },
     };
-    const fuzz = new FuzzGateway(await spawnGateway(spawnOptions), redis, spawnOptions);
+    const fuzz = new FuzzGateway(await spawnGateway(spawnOptions), redis, spawnOptions, options.probeToken);
     await fuzz.connectProbe();
     return fuzz;
   }
@@ -297,7 +303,7 @@ export class FuzzGateway {
   }
 
   private async connectProbe(): Promise<TestSocket> {
-    const socket = await connectSocket(this.clientUrl);
+    const socket = await connectSocket(this.probeToken ? `${this.clientUrl}/?token=${this.probeToken}` : this.clientUrl);
     socket.send('subscribe', [this.probePhid]);
     await socket.roundTrip();
     this.probeSocket = socket;
