@@ -12,6 +12,7 @@
  *   node bench/run.mjs --scenario socketio          Socket.IO beside raw, 1 node and 2 nodes
  *   node bench/run.mjs --scenario all               all of the above
  *   node bench/run.mjs --scenario subscriptions     memory per subscription (bench/subscriptions.mjs)
+ *   node bench/run.mjs --scenario scale             2-8 gateways on one Redis, broadcast vs interest (bench/scale.mjs)
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -22,13 +23,16 @@ import { fmt, markdownTable, median, sleep } from './stats.mjs';
 import { socketIoClientKind } from './sio-client.mjs';
 import { bareHttpCpuPerRequest, startLoopbackProbe } from './reference.mjs';
 
-// --scenario subscriptions (memory per subscription, against a reference build) has flags of
-// its own: bench/subscriptions.mjs runs with the rest of the command line.
+// --scenario subscriptions (memory per subscription, against a reference build) and --scenario
+// scale (gateways on one Redis, broadcast vs interest routing) have flags of their own:
+// bench/subscriptions.mjs or bench/scale.mjs runs with the rest of the command line.
 const argv = process.argv.slice(2);
-const scenarioAt = argv.findIndex((a, i) => a === '--scenario=subscriptions' || (a === '--scenario' && argv[i + 1] === 'subscriptions'));
+const DELEGATED = { subscriptions: './subscriptions.mjs', scale: './scale.mjs' };
+const scenarioAt = argv.findIndex((a, i) => Object.hasOwn(DELEGATED, a.startsWith('--scenario=') ? a.slice(11) : a === '--scenario' ? argv[i + 1] : ''));
 if (scenarioAt !== -1) {
+  const name = argv[scenarioAt] === '--scenario' ? argv[scenarioAt + 1] : argv[scenarioAt].slice(11);
   const rest = [...argv.slice(0, scenarioAt), ...argv.slice(scenarioAt + (argv[scenarioAt] === '--scenario' ? 2 : 1))];
-  const run = spawnSync(process.execPath, [...process.execArgv, new URL('./subscriptions.mjs', import.meta.url).pathname, ...rest], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, [...process.execArgv, new URL(DELEGATED[name], import.meta.url).pathname, ...rest], { stdio: 'inherit' });
   process.exit(run.status ?? 1);
 }
 
@@ -63,8 +67,9 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions]
+  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions|scale]
   (subscriptions: memory per subscription against a reference build; its flags: node bench/subscriptions.mjs --help)
+  (scale: 2-8 gateways on one Redis, broadcast vs interest routing; its flags: node bench/scale.mjs --help)
   --connections N      sockets (single: 1000; cluster: 5000; socketio: raw sockets, 2500)
   --sio-connections N  Socket.IO clients (socketio: 2500)
   --rate R             publishes per second (single: 200; cluster: 1000; socketio: 200)
