@@ -5,7 +5,7 @@
  * the gateways with a recipient (`redis.bus: interest`). A benchmark: figures, ratios
  * measured in the same run, PASS/FAIL per goal; exits 0 unless the run itself broke.
  *
- *   npm run bench -- --scenario scale                  # everything, about 17 minutes
+ *   npm run bench -- --scenario scale                  # everything, about 16 minutes
  *   node bench/scale.mjs --gateways 2,4 --placements random --wide-idle 0 --cycles 0
  *   node bench/scale.mjs --help
  *
@@ -432,7 +432,9 @@ async function scaleLayouts() {
     for (const mode of MODES) narrow[mode] = grow(`2+${idle} -> 2+${wide}`, 'random', mode, find('random', mode, 2, idle), find('random', mode, 2, wide), (2 + wide) / (2 + idle));
     if (narrow.interest) {
       goals.push([`random, interest, 2+${idle} -> 2+${wide}: gateways without recipients add no Redis bytes per publish (within 10%)`, `x${fmt(narrow.interest('redisBytes'), 2)} (broadcast x${fmt(narrow.broadcast?.('redisBytes'), 2)})`, Math.abs(narrow.interest('redisBytes') - 1) <= 0.1]);
-      goals.push([`random, interest, 2+${idle} -> 2+${wide}: nor Redis CPU per publish (within 25%)`, `x${fmt(narrow.interest('redisUs'), 2)} (broadcast x${fmt(narrow.broadcast?.('redisUs'), 2)})`, Math.abs(narrow.interest('redisUs') - 1) <= 0.25]);
+      // One-sided: between two clusters Redis CPU per publish drifts by 20-30% on this VM (a busy
+      // Redis handles several requests per wake-up); the claim is only that it does not grow.
+      goals.push([`random, interest, 2+${idle} -> 2+${wide}: nor Redis CPU per publish (at most +25%)`, `x${fmt(narrow.interest('redisUs'), 2)} (broadcast x${fmt(narrow.broadcast?.('redisUs'), 2)})`, narrow.interest('redisUs') <= 1.25]);
     }
   }
   if (growthRows.length) {
