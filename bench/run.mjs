@@ -15,6 +15,7 @@
  *   node bench/run.mjs --scenario storm             kill -9 of one of 3 gateways behind HAProxy (bench/storm.mjs)
  *   node bench/run.mjs --scenario slow-readers      1,000 sockets that stop reading (bench/slow-readers.mjs)
  *   npm run soak -- --minutes 10                    two gateways for minutes, with churn (bench/soak.mjs)
+ *   node bench/run.mjs --scenario scale             2-8 gateways on one Redis, broadcast vs interest (bench/scale.mjs)
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -27,8 +28,9 @@ import { bareHttpCpuPerRequest, startLoopbackProbe } from './reference.mjs';
 
 // Scenarios with flags of their own run as their own script with the rest of the command line:
 // subscriptions (memory per subscription, against a reference build), storm (kill -9 of one of
-// three gateways behind HAProxy), slow-readers (1,000 sockets that stop reading).
-const SCRIPTS = { subscriptions: 'subscriptions.mjs', storm: 'storm.mjs', 'slow-readers': 'slow-readers.mjs' };
+// three gateways behind HAProxy), slow-readers (1,000 sockets that stop reading), scale (gateways
+// on one Redis, broadcast vs interest routing).
+const SCRIPTS = { subscriptions: 'subscriptions.mjs', storm: 'storm.mjs', 'slow-readers': 'slow-readers.mjs', scale: 'scale.mjs' };
 const argv = process.argv.slice(2);
 const scenarioAt = argv.findIndex((a, i) => (a.startsWith('--scenario=') && SCRIPTS[a.slice(11)]) || (a === '--scenario' && SCRIPTS[argv[i + 1]]));
 if (scenarioAt !== -1) {
@@ -69,8 +71,9 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions|storm|slow-readers]
+  console.log(`usage: node bench/run.mjs [--scenario default|single|cluster|socketio|all|subscriptions|storm|slow-readers|scale]
   (subscriptions: memory per subscription against a reference build; its flags: node bench/subscriptions.mjs --help)
+  (scale: 2-8 gateways on one Redis, broadcast vs interest routing; its flags: node bench/scale.mjs --help)
   (storm: kill -9 of one of three gateways behind HAProxy; its flags: node bench/storm.mjs --help)
   (slow-readers: 1,000 sockets that stop reading; its flags: node bench/slow-readers.mjs --help)
   (the soak is npm run soak; its flags: node bench/soak.mjs --help)
