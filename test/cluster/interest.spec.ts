@@ -78,6 +78,8 @@ it('routes each message only to the gateways with a recipient, once each', async
   const after = await Promise.all(nodes.map(busOf));
   // A got its 5 and the 5 shared ones (once each, though they name two of its PHIDs); B the same; C nothing.
   expect(after.map((s, i) => s.received - before[i].received)).toEqual([10, 10, 0]);
+  // Publishing is the history script's part: no node warned about anything (a bus publish, a write).
+  expect(nodes.flatMap((n) => n.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).map((l) => l.msg))).toEqual([]);
   for (const s of [onA, onB, alsoA]) await s.roundTrip();
   expect(messagesOf(onA.received).map((m) => m.key).sort()).toEqual([...['a0', 'a1', 'a2', 'a3', 'a4'], ...['ab0', 'ab1', 'ab2', 'ab3', 'ab4']].sort());
   expect(messagesOf(onB.received).map((m) => m.key).sort()).toEqual([...['b0', 'b1', 'b2', 'b3', 'b4'], ...['ab0', 'ab1', 'ab2', 'ab3', 'ab4']].sort());
@@ -140,4 +142,52 @@ it('rebuilds routing after Redis lost its state: the canary notices, the bus rec
   await until(async () => (await fetch(`${b.adminUrl}/readyz`)).status === 200, 'ready again', 15_000);
   expect((await post(a.adminUrl, { subscribers: ['PHID-FLUSH'], key: 'after' })).status).toBe(200);
   await s.waitFor((r) => messagesOf(r).some((m) => m.key === 'after'), 5_000, 'the message after the flush');
+});
+
+it('writes a registry entry again after Redis refused it, while the bus stays up', async () => {
+  const { nodes, prefix } = await cluster(2, { commandTimeoutMs: 500 });
+  const [a, b] = nodes;
+  // A key of the wrong type makes the registry script fail for this PHID alone (WRONGTYPE);
+  // the canary, on keys of its own, keeps succeeding, so nothing reconnects the bus.
+  const key = `{${prefix}h:default}:i:default:PHID-POISONED`;
+  await control.set(key, 'not a set');
+  const s = await socketOn(b, ['PHID-POISONED']); // answered once settled() gives up waiting (about 1 s)
+  await until(() => b.logs.some((l) => l.msg === 'bus: interest registry write failed; trying again'), 'the failed write');
+  await control.del(key);
+  await until(async () => (await control.scard(key)) === 1, 'the entry written again', 5_000);
+  expect((await post(a.adminUrl, { subscribers: ['PHID-POISONED'], key: 'routed' })).status).toBe(200);
+  await s.waitFor((r) => messagesOf(r).some((m) => m.key === 'routed'), 5_000, 'the message routed after the retry');
+  expect(((await getStatus(b.adminUrl)).bus as { reconnects: number }).reconnects).toBe(0);
+});
+
+it('subscribes again to a channel Redis refused, while the bus stays up', async () => {
+  // A Redis user whose channels cover the default instance and the canary's, not "acme".
+  const user = `gw-${Math.random().toString(36).slice(2, 8)}`;
+  await control.call('ACL', 'SETUSER', user, 'on', '>a-password', '~*', '+@all', 'resetchannels', '&*:to:default:*', '&*:to:~tidings:*');
+  try {
+    const prefix = uniquePrefix('interest-acl');
+    const config = (url: string) => ({
+      redis: { url, keyPrefix: prefix, bus: 'interest', commandTimeoutMs: 500 },
+      health: { canaryIntervalMs: 200, canaryMaxAgeMs: 2_000 },
+    });
+    const a = await spawnGateway({ config: config(redis.url) });
+    const limited = await spawnGateway({ config: config(redis.url.replace('redis://', `redis://${user}:a-password@`)) });
+    gateways.push(a, limited);
+    for (const node of [a, limited]) await until(async () => (await fetch(`${node.adminUrl}/readyz`)).status === 200, 'ready');
+    const s = await connectSocket(`${limited.clientUrl}/~acme/`);
+    sockets.push(s);
+    s.send('subscribe', ['PHID-ACL']);
+    await s.roundTrip();
+    await until(() => limited.logs.some((l) => l.msg === 'bus: interest registry write failed; trying again' && String(l.err).includes('NOPERM')), 'the refused SUBSCRIBE');
+    await control.call('ACL', 'SETUSER', user, '&*:to:acme:*');
+    // Published until it arrives: the gateway subscribes again on its own, without a reconnect.
+    for (let i = 0; !messagesOf(s.received).length; i++) {
+      if (i > 40) throw new Error('the channel was never subscribed again');
+      expect((await post(a.adminUrl, { subscribers: ['PHID-ACL'], key: `k${i}` }, { instance: 'acme' })).status).toBe(200);
+      await sleep(125);
+    }
+    expect(((await getStatus(limited.adminUrl)).bus as { reconnects: number }).reconnects).toBe(0);
+  } finally {
+    await control.call('ACL', 'DELUSER', user);
+  }
 });

@@ -131,6 +131,13 @@ export class RedisInterestBus extends BusBase {
   private resyncTimer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   private retryTimer?: NodeJS.Timeout;
+  /** A failed registry or channel write is tried again after this timer. */
+  private rewriteTimer?: NodeJS.Timeout;
+  /** Interest changes queued so far, and how many of them are written (settled()). */
+  private queuedGeneration = 0;
+  private writtenGeneration = 0;
+  /** settled() callers: each waits for a generation, or for the bus to go down. */
+  private readonly settleWaiters = new Set<{ generation: number; resolve(): void }>();
   /** Until the first connect: resolves once it is up (or start's timeout passed). */
   private firstUp?: Promise<void>;
   private readonly canaryPhid: string;
@@ -180,14 +187,33 @@ export class RedisInterestBus extends BusBase {
     // Before the first connect (the node is starting, not yet ready) the first write of the
     // whole registry is what to wait for; in a later outage, nothing.
     if (!this.isConnected) return this.firstUp ?? Promise.resolve();
-    if (this.pending.size === 0) return this.flushing;
+    const generation = this.queuedGeneration;
+    if (this.writtenGeneration >= generation) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const check = () => {
-        if (!this.isConnected || this.pending.size === 0) void this.flushing.then(resolve);
-        else setTimeout(check, this.options.flushMs).unref();
+      const waiter = {
+        generation,
+        resolve: () => {
+          clearTimeout(timer);
+          this.settleWaiters.delete(waiter);
+          resolve();
+        },
       };
-      check();
+      // A write that keeps failing is retried; the caller waits at most this long for it.
+      const timer = setTimeout(waiter.resolve, 2 * this.options.commandTimeoutMs + this.options.flushMs);
+      timer.unref();
+      this.settleWaiters.add(waiter);
     });
+  }
+
+  /** Changes up to `generation` are written: wakes their waiters. */
+  private written(generation: number): void {
+    if (generation > this.writtenGeneration) this.writtenGeneration = generation;
+    for (const waiter of [...this.settleWaiters]) if (waiter.generation <= this.writtenGeneration) waiter.resolve();
+  }
+
+  /** The bus went down or closed: nothing can be routed now; nobody waits for it. */
+  private releaseWaiters(): void {
+    for (const waiter of [...this.settleWaiters]) waiter.resolve();
   }
 
   /** PHIDs routed here now (status). */
@@ -273,12 +299,22 @@ export class RedisInterestBus extends BusBase {
     return this.closing;
   }
 
+  protected override markDown(error: Error, since?: number): void {
+    super.markDown(error, since);
+    this.releaseWaiters();
+  }
+
   protected dropConnection(): void {
     if (this.state !== 'running') return;
     this.channels.clear();
     const stream = (this.subscriber as { stream?: { destroy(): void } }).stream;
     if (stream && !(this.subscriber as { isCluster?: boolean }).isCluster) stream.destroy();
     else this.subscriber.disconnect(true);
+  }
+
+  /** Messages are routed by the history store's append script (announcer()): nothing to send. */
+  override async publish(): Promise<void> {
+    return;
   }
 
   protected async send(text: string, kind: 'message' | 'canary'): Promise<void> {
@@ -314,6 +350,7 @@ export class RedisInterestBus extends BusBase {
     let changes = this.pending.get(instance);
     if (!changes) this.pending.set(instance, (changes = new Map()));
     changes.set(phid, op);
+    this.queuedGeneration++;
     if (!this.flushTimer && this.state === 'running') {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined;
@@ -328,17 +365,31 @@ export class RedisInterestBus extends BusBase {
   private async flush(): Promise<void> {
     if (!this.isConnected) return; // the next connect writes everything
     const changes = this.pending;
+    const generation = this.queuedGeneration;
     this.pending = new Map();
     this.routing.flushes++;
     try {
       await Promise.all([...changes].map(([instance, ops]) => this.register(instance, ops)));
       await this.syncChannels();
+      this.written(generation);
     } catch (err) {
       this.routing.failedWrites++;
-      this.logger.warn({ err: (err as Error).message }, 'bus: interest registry write failed; rewritten on reconnect');
-      // Owed: the canary will fail if routing is broken, and the reconnect rewrites all.
+      this.logger.warn({ err: (err as Error).message }, 'bus: interest registry write failed; trying again');
+      // Owed, unless a later change of the same PHID is queued already. The canary only
+      // watches its own instance, so the write is retried here rather than left to a reconnect.
       for (const [instance, ops] of changes) for (const [phid, op] of ops) this.queueQuiet(instance, phid, op);
+      this.scheduleRewrite();
     }
+  }
+
+  /** Flushes again after a failed write (pending holds what failed; syncChannels retries channels). */
+  private scheduleRewrite(): void {
+    if (this.rewriteTimer || this.state !== 'running') return;
+    this.rewriteTimer = setTimeout(() => {
+      this.rewriteTimer = undefined;
+      this.flushing = this.flushing.then(() => this.flush());
+    }, Math.max(this.options.flushMs, 250));
+    this.rewriteTimer.unref();
   }
 
   private queueQuiet(instance: string, phid: string, op: '+' | '-'): void {
@@ -370,22 +421,32 @@ export class RedisInterestBus extends BusBase {
     const leave = [...this.channels].filter((c) => !wanted.has(c));
     const sub = this.subscriber as unknown as Record<string, (...channels: string[]) => Promise<unknown>>;
     const [subscribe, unsubscribe] = this.options.sharded ? ['ssubscribe', 'sunsubscribe'] : ['subscribe', 'unsubscribe'];
+    // Joined before the reply, so that a message routed here as the SUBSCRIBE lands is kept.
     for (const c of join) this.channels.add(c);
     for (const c of leave) this.channels.delete(c);
     // One command per channel: on a Cluster each may live on another shard.
-    await Promise.all([
+    const results = await Promise.allSettled([
       ...join.map((c) => withTimeout(sub[subscribe].call(this.subscriber, c), this.options.commandTimeoutMs, `redis bus: ${subscribe}`)),
       ...leave.map((c) => withTimeout(sub[unsubscribe].call(this.subscriber, c), this.options.commandTimeoutMs, `redis bus: ${unsubscribe}`)),
     ]);
+    // A channel whose SUBSCRIBE failed is not joined: the next sync subscribes to it again. (A
+    // failed UNSUBSCRIBE leaves a channel whose messages are ignored: harmless.)
+    join.forEach((c, i) => {
+      if (results[i].status === 'rejected') this.channels.delete(c);
+    });
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Writes this gateway's whole registry (every instance, every PHID) and its leases. */
   private async writeAll(why: string): Promise<void> {
     this.routing.resyncs++;
     this.pending.clear();
+    const generation = this.queuedGeneration;
     await Promise.all(
       [...this.interests].map(([instance, phids]) => this.register(instance, new Map([...phids].map((phid) => [phid, '+' as const])))),
     );
+    this.written(generation);
     this.logger.debug({ why, instances: this.interests.size, watched: this.watched }, 'bus: interest registry written');
   }
 
@@ -440,6 +501,8 @@ export class RedisInterestBus extends BusBase {
     this.state = 'closing';
     clearTimeout(this.flushTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.rewriteTimer);
+    this.releaseWaiters();
     clearInterval(this.leaseTimer);
     clearInterval(this.resyncTimer);
     this.failCanaries(new BusError('BUS_CLOSED', 'redis bus: closed'));

@@ -225,8 +225,9 @@ export class TidingsNode {
     const positionedHere = this.positionMembers > 0 && !this.positionsFromBus;
     this.deliver(envelope, this.positionMembers > 0 ? 'plain' : 'all');
     // A bus failure is logged, not thrown: the bus has its own state in /status/ and
-    // readiness. Handled where the promise is made, whatever the store does meanwhile.
-    if (this.bus) {
+    // readiness. Handled where the promise is made, whatever the store does meanwhile. With
+    // Redis history the append script publishes (store() above): nothing to send here.
+    if (this.bus && !this.bus.isPublishedByHistory) {
       this.publishToBus(this.bus, envelope).catch((err: Error) => this.logger.warn({ err: err.message, id, instance }, 'bus publish failed'));
     }
     // Answered only once the relay requests are written too: a node killed right after its
